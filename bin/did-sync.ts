@@ -1,0 +1,205 @@
+#!/usr/bin/env -S npx tsx
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, parseEnv } from 'node:util';
+import { staticApiKey } from '../functions/sync/api-client';
+import { CheckpointStore, LeaseHeldError } from '../functions/sync/checkpoint-store';
+import { staticCredentials } from '../functions/sync/db-connection';
+import { parseDbSettings } from '../functions/sync/db-settings';
+import { type RunSummary, runSync } from '../functions/sync/engine';
+import { PowertoolsSyncLog } from '../functions/sync/log';
+import {
+  listDeadLetters,
+  readStatus,
+  replayDeadLetters,
+  resetCheckpoint,
+} from '../functions/sync/operations';
+import {
+  type Env,
+  parseApiSettings,
+  parseCheckpointSettings,
+  parseInstant,
+  parseSyncSettings,
+  requiredSetting,
+  SettingError,
+} from '../functions/sync/settings';
+import { createDynamoClient, createSync } from '../functions/sync/wiring';
+
+/**
+ * `did-sync`: the same engine as the Lambda, run by hand or from cron on a VICIdial box.
+ * Exit codes: 0 done (or skipped: another run holds the lease), 1 the run failed, 2 bad settings or usage.
+ */
+
+const USAGE = `usage: did-sync <command> [options]
+
+commands:
+  run [--dry-run] [--max-batches N] [--max-seconds S]   sync until caught up (or a limit)
+  status [--json]                                       checkpoint, lag, lease, pending, dead letters
+  reset --to <ISO-8601|epoch> [--force]                 move the checkpoint (refused while a run holds the lease)
+  dead-letters [--replay] [--json]                      list rejected calls, or post them again
+
+Settings come from the environment and ./.env (see README.md).`;
+
+class UsageError extends Error {}
+
+/** The process environment wins over ./.env, as with every dotenv-style tool. */
+function loadEnv(cwd: string): Env {
+  const path = join(cwd, '.env');
+  const fromFile = existsSync(path) ? parseEnv(readFileSync(path, 'utf8')) : {};
+  return { ...fromFile, ...process.env };
+}
+
+function positiveInt(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new UsageError(`--${name} must be a positive whole number`);
+  return Number(value);
+}
+
+function printSummary(summary: RunSummary): void {
+  const lines = [
+    `sync ${summary.syncId}: ${summary.outcome}${summary.reason ? ` (${summary.reason})` : ''}${summary.dryRun ? ' [dry run]' : ''}`,
+    `  delivered ${summary.delivered} (duplicates ${summary.duplicates}), retried ${summary.retried}, dead-lettered ${summary.deadLettered}`,
+    `  pending ${summary.pending} (resolved ${summary.pendingResolved}), batches ${summary.batches}, calls read ${summary.callsRead}`,
+    `  cursor ${summary.cursor ? `${new Date(summary.cursor.endEpoch * 1000).toISOString()} ${summary.cursor.uniqueid}` : '-'}, lag ${summary.lagSeconds ?? '-'} s, ${(summary.durationMs / 1000).toFixed(1)} s`,
+  ];
+  if (summary.detail) lines.push(`  ${summary.detail}`);
+  if (summary.lease) lines.push(`  lease held by ${summary.lease.owner} until ${summary.lease.expiresAt}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 2;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      'dry-run': { type: 'boolean' },
+      'max-batches': { type: 'string' },
+      'max-seconds': { type: 'string' },
+      json: { type: 'boolean' },
+      to: { type: 'string' },
+      force: { type: 'boolean' },
+      replay: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const env = loadEnv(process.cwd());
+  const settings = parseSyncSettings(env);
+  const checkpointSettings = parseCheckpointSettings(env);
+  const log = new PowertoolsSyncLog();
+  const dynamo = createDynamoClient(checkpointSettings);
+  const store = new CheckpointStore(dynamo, checkpointSettings.table);
+  try {
+    if (checkpointSettings.endpoint) await store.ensureTable();
+    switch (command) {
+      case 'status': {
+        const status = await readStatus(store, settings.syncId);
+        if (values.json) {
+          process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+        } else {
+          process.stdout.write(
+            `${[
+              `sync ${status.syncId}${status.exists ? '' : ' (no checkpoint yet)'}`,
+              `  cursor     ${status.cursorTime ?? '-'} ${status.cursor?.uniqueid ?? ''}`,
+              `  lag        ${status.lagSeconds ?? '-'} s`,
+              `  lease      ${status.lease ? `${status.lease.owner} until ${status.lease.expiresAt}` : 'free'}`,
+              `  pending    ${status.pending}`,
+              `  dead letters ${status.deadLetters}`,
+              `  last run   ${status.lastRun ? `${status.lastRun.outcome} at ${status.lastRun.at}, delivered ${status.lastRun.delivered}` : '-'}`,
+            ].join('\n')}\n`,
+          );
+        }
+        return 0;
+      }
+      case 'reset': {
+        if (!values.to) throw new UsageError('reset needs --to <ISO-8601|epoch>');
+        const to = parseInstant(values.to);
+        if (to === undefined)
+          throw new UsageError(`--to: "${values.to}" is not epoch seconds or ISO-8601 with a zone`);
+        const status = await resetCheckpoint(store, settings.syncId, to, values.force ?? false, log);
+        process.stdout.write(`sync ${status.syncId}: checkpoint reset to ${status.cursorTime}\n`);
+        return 0;
+      }
+      case 'run':
+      case 'dead-letters': {
+        if (command === 'dead-letters' && !values.replay) {
+          const letters = await listDeadLetters(store, settings.syncId);
+          if (values.json) {
+            process.stdout.write(`${JSON.stringify(letters, null, 2)}\n`);
+          } else {
+            for (const l of letters) {
+              process.stdout.write(`${l.uniqueid}\t${l.createdAt}\t${l.campaignId ?? '-'}\t${l.reason}\n`);
+            }
+            process.stdout.write(`${letters.length} dead letter(s) for sync ${settings.syncId}\n`);
+          }
+          return 0;
+        }
+        const api = parseApiSettings(env);
+        const key = requiredSetting(env, 'API_KEY', 'is required (the DID Optimizer API key)');
+        const sync = createSync({
+          settings,
+          api,
+          db: staticCredentials(parseDbSettings(env)),
+          keys: staticApiKey(key),
+          checkpoints: store,
+          log,
+        });
+        try {
+          if (command === 'dead-letters') {
+            const summary = await replayDeadLetters({ ...sync, store }, settings.syncId);
+            process.stdout.write(
+              `replayed ${summary.total - summary.notAttempted} of ${summary.total}: delivered ${summary.delivered}, still rejected ${summary.stillRejected}${summary.stoppedBy ? `, stopped: ${summary.stoppedBy}` : ''}\n`,
+            );
+            return summary.stoppedBy ? 1 : 0;
+          }
+          const maxSeconds = positiveInt('max-seconds', values['max-seconds']);
+          const maxBatches = positiveInt('max-batches', values['max-batches']);
+          const summary = await runSync(sync, {
+            owner: `cli:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+            dryRun: values['dry-run'] ?? false,
+            ...(maxBatches ? { maxBatches } : {}),
+            ...(maxSeconds ? { deadline: Date.now() + maxSeconds * 1000 } : {}),
+          });
+          printSummary(summary);
+          return summary.outcome === 'failed' ? 1 : 0;
+        } finally {
+          await sync.close();
+        }
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } finally {
+    dynamo.destroy();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof SettingError) {
+      process.stderr.write(`did-sync: setting ${error.message}\n`);
+      process.exitCode = 2;
+    } else if (
+      error instanceof UsageError ||
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      process.stderr.write(`did-sync: ${(error as Error).message}\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else if (error instanceof LeaseHeldError) {
+      process.stderr.write(`did-sync: ${error.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`did-sync: ${(error as Error).name}: ${(error as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

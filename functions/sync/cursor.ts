@@ -1,0 +1,101 @@
+/**
+ * Keyset cursor arithmetic over vicidial_log's (end_epoch, uniqueid) order.
+ *
+ * A cursor names the last position that is fully resolved: every call ordered at or before it has been
+ * delivered, dead-lettered or parked as pending. `uniqueid: ''` means "nothing at `endEpoch` yet", which
+ * is how a finished time slice and START_FROM are expressed without a sentinel uniqueid that the
+ * database's collation might order differently. Epochs are integers throughout: no local-time string ever
+ * takes part in the cursor.
+ */
+export interface Cursor {
+  readonly endEpoch: number;
+  readonly uniqueid: string;
+}
+
+export interface SlicePlan {
+  /** Latest end_epoch (inclusive) this read may return. */
+  readonly sliceEnd: number;
+  /** Whether the slice reaches the settle bound, i.e. reading it through means the sync has caught up. */
+  readonly reachesSettleBound: boolean;
+}
+
+/** A cursor that starts at `epoch`: calls ending at or after it are still to be read. */
+export function cursorAt(epoch: number): Cursor {
+  return { endEpoch: epoch, uniqueid: '' };
+}
+
+/** Position after every call ending at or before `sliceEnd`. */
+export function cursorAfter(sliceEnd: number): Cursor {
+  return cursorAt(sliceEnd + 1);
+}
+
+export function cursorOf(row: { end_epoch: number; uniqueid: string }): Cursor {
+  return { endEpoch: row.end_epoch, uniqueid: row.uniqueid };
+}
+
+/**
+ * Orders positions like `ORDER BY end_epoch, uniqueid`. uniqueids are Asterisk's digits-and-dot strings,
+ * for which every MySQL collation agrees with code-unit order, so this matches the database's order.
+ */
+export function compareCursor(a: Cursor, b: Cursor): number {
+  if (a.endEpoch !== b.endEpoch) return a.endEpoch < b.endEpoch ? -1 : 1;
+  if (a.uniqueid === b.uniqueid) return 0;
+  return a.uniqueid < b.uniqueid ? -1 : 1;
+}
+
+export function sameCursor(a: Cursor, b: Cursor): boolean {
+  return compareCursor(a, b) === 0;
+}
+
+/**
+ * The next slice to read, or undefined when nothing can be read yet because the cursor has reached
+ * the settle bound (calls still landing in the last seconds are never passed over).
+ *
+ * @param dbNow the database's UNIX_TIMESTAMP(): the host clock may drift from the one that wrote end_epoch
+ */
+export function planSlice(
+  cursor: Cursor,
+  dbNow: number,
+  settleSeconds: number,
+  sliceSeconds: number,
+): SlicePlan | undefined {
+  const settleBound = dbNow - settleSeconds;
+  if (cursor.endEpoch > settleBound) return undefined;
+  const sliceEnd = Math.min(cursor.endEpoch + sliceSeconds - 1, settleBound);
+  return { sliceEnd, reachesSettleBound: sliceEnd === settleBound };
+}
+
+/** Seconds between the cursor and the database clock, never negative. */
+export function lagSeconds(cursor: Cursor, nowEpoch: number): number {
+  // A cursor at (E, '') has everything before E done; at (E, uid) part of E is done.
+  const doneThrough = cursor.uniqueid === '' ? cursor.endEpoch - 1 : cursor.endEpoch;
+  return Math.max(0, nowEpoch - doneThrough);
+}
+
+/**
+ * Tracks which calls of a batch are resolved, in any order, and how long the resolved prefix is: the
+ * checkpoint may only move over the contiguous prefix, or a crash would skip an unresolved call.
+ */
+export class ResolvedPrefix {
+  private readonly resolved: boolean[];
+  private prefix = 0;
+
+  constructor(readonly size: number) {
+    this.resolved = new Array<boolean>(size).fill(false);
+  }
+
+  resolve(index: number): void {
+    if (index < 0 || index >= this.size) throw new RangeError(`index ${index} outside batch of ${this.size}`);
+    this.resolved[index] = true;
+    while (this.prefix < this.size && this.resolved[this.prefix]) this.prefix++;
+  }
+
+  /** Number of calls, from the start of the batch, that are all resolved. */
+  get length(): number {
+    return this.prefix;
+  }
+
+  get complete(): boolean {
+    return this.prefix === this.size;
+  }
+}

@@ -1,0 +1,177 @@
+import type { ApiKeyProvider, DidOptimizerClient } from './api-client';
+import { CallDelivery } from './call-delivery';
+import type { CheckpointStore, DeadLetter, LastRun } from './checkpoint-store';
+import { type Cursor, cursorAt, lagSeconds } from './cursor';
+import type { SyncLog } from './log';
+import { type CallResultPayload, payloadProblem, toPayload } from './payload';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy';
+import { RunControl } from './run-control';
+import type { VicidialLog } from './vicidial-log';
+
+/** The operator's actions besides a run: status, reset and dead-letter handling, shared by CLI and handler. */
+
+export interface StatusReport {
+  readonly syncId: string;
+  readonly exists: boolean;
+  readonly cursor: Cursor | null;
+  readonly cursorTime: string | null;
+  readonly lagSeconds: number | null;
+  readonly lease: { owner: string; expiresAt: string } | null;
+  readonly pending: number;
+  readonly deadLetters: number;
+  readonly updatedAt: string | null;
+  readonly lastRun: LastRun | null;
+}
+
+export async function readStatus(
+  store: CheckpointStore,
+  syncId: string,
+  nowMs = Date.now(),
+): Promise<StatusReport> {
+  const [state, deadLetters] = await Promise.all([store.read(syncId), store.countDeadLetters(syncId)]);
+  const nowEpoch = Math.floor(nowMs / 1000);
+  const lease = state?.lease && state.lease.expiresAt > nowMs ? state.lease : null;
+  return {
+    syncId,
+    exists: state !== undefined,
+    cursor: state?.cursor ?? null,
+    cursorTime: state ? new Date(state.cursor.endEpoch * 1000).toISOString() : null,
+    lagSeconds: state ? lagSeconds(state.cursor, nowEpoch) : null,
+    lease: lease ? { owner: lease.owner, expiresAt: new Date(lease.expiresAt).toISOString() } : null,
+    pending: state?.pending.length ?? 0,
+    deadLetters,
+    updatedAt: state?.updatedAt ?? null,
+    lastRun: state?.lastRun ?? null,
+  };
+}
+
+export async function resetCheckpoint(
+  store: CheckpointStore,
+  syncId: string,
+  toEpoch: number,
+  force: boolean,
+  log: SyncLog,
+): Promise<StatusReport> {
+  const state = await store.reset(syncId, cursorAt(toEpoch), force);
+  log.log('warn', 'checkpoint_reset', {
+    syncId,
+    cursorEpoch: state.cursor.endEpoch,
+    cursorTime: new Date(state.cursor.endEpoch * 1000).toISOString(),
+    fence: state.fence,
+    force,
+  });
+  return readStatus(store, syncId);
+}
+
+export async function listDeadLetters(store: CheckpointStore, syncId: string): Promise<DeadLetter[]> {
+  const out: DeadLetter[] = [];
+  for await (const letter of store.deadLetters(syncId)) out.push(letter);
+  return out;
+}
+
+export interface ReplayDeps {
+  readonly store: CheckpointStore;
+  readonly calls: VicidialLog;
+  readonly api: DidOptimizerClient;
+  readonly keys: ApiKeyProvider;
+  readonly log: SyncLog;
+  readonly retryPolicy?: RetryPolicy;
+}
+
+export interface ReplaySummary {
+  readonly syncId: string;
+  readonly total: number;
+  readonly delivered: number;
+  readonly stillRejected: number;
+  readonly notAttempted: number;
+  readonly stoppedBy?: string;
+}
+
+/**
+ * Posts every dead letter again, from the row as it is now (an operator may have fixed it in VICIdial)
+ * or, when the row is gone, from the stored payload. Delivered letters are deleted; refused ones are
+ * kept with the new answer. Transient trouble or a refused key stops the replay, keeping the rest.
+ */
+export async function replayDeadLetters(deps: ReplayDeps, syncId: string): Promise<ReplaySummary> {
+  const letters = await listDeadLetters(deps.store, syncId);
+  const rows = new Map(
+    (await deps.calls.readByUniqueid(letters.map((l) => l.uniqueid))).map((r) => [r.uniqueid, r]),
+  );
+  const control = new RunControl(undefined);
+  const delivery = new CallDelivery(
+    deps.api,
+    deps.keys,
+    deps.retryPolicy ?? DEFAULT_RETRY_POLICY,
+    control,
+    deps.log,
+  );
+  let delivered = 0;
+  let stillRejected = 0;
+  let attempted = 0;
+  for (const letter of letters) {
+    if (control.stopped) break;
+    attempted++;
+    const row = rows.get(letter.uniqueid);
+    const payload: CallResultPayload | null = row
+      ? toPayload(row)
+      : letter.payload
+        ? (JSON.parse(letter.payload) as CallResultPayload)
+        : null;
+    const keep = async (reason: string, httpStatus: number | null, excerpt: string | null) => {
+      stillRejected++;
+      await deps.store.putDeadLetter({
+        ...letter,
+        reason,
+        httpStatus,
+        responseExcerpt: excerpt,
+        payload: payload ? JSON.stringify(payload) : letter.payload,
+        attempts: letter.attempts + 1,
+      });
+      deps.log.log('warn', 'dead_letter_kept', { syncId, uniqueid: letter.uniqueid, reason, httpStatus });
+    };
+    if (!payload) {
+      await keep('row no longer in vicidial_log and no stored payload', null, null);
+      continue;
+    }
+    const problem = payloadProblem(payload);
+    if (problem) {
+      await keep(`invalid row: ${problem}`, null, null);
+      continue;
+    }
+    const result = await delivery.deliver(payload);
+    switch (result.kind) {
+      case 'delivered':
+        delivered++;
+        await deps.store.deleteDeadLetter(syncId, letter.uniqueid);
+        deps.log.log('info', 'dead_letter_replayed', {
+          syncId,
+          uniqueid: letter.uniqueid,
+          httpStatus: result.status,
+          duplicate: result.duplicate,
+        });
+        break;
+      case 'rejected':
+        await keep(`rejected by the API: HTTP ${result.status}`, result.status, result.excerpt);
+        break;
+      case 'gave_up':
+        control.stop('api_unavailable', result.error);
+        attempted--;
+        break;
+      case 'auth_failed':
+        control.stop('api_auth', `HTTP ${result.status}`);
+        attempted--;
+        break;
+      case 'stopped':
+        attempted--;
+        break;
+    }
+  }
+  return {
+    syncId,
+    total: letters.length,
+    delivered,
+    stillRejected,
+    notAttempted: letters.length - attempted,
+    ...(control.reason ? { stoppedBy: control.reason } : {}),
+  };
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import {
+  compareCursor,
+  cursorAfter,
+  cursorAt,
+  lagSeconds,
+  planSlice,
+  ResolvedPrefix,
+} from '../../functions/sync/cursor';
+
+describe('planSlice', () => {
+  it('reads one slice at a time while behind', () => {
+    expect(planSlice(cursorAt(1000), 100_000, 5, 900)).toEqual({ sliceEnd: 1899, reachesSettleBound: false });
+  });
+
+  it('stops the slice at the settle bound of the database clock', () => {
+    expect(planSlice(cursorAt(1000), 1200, 5, 900)).toEqual({ sliceEnd: 1195, reachesSettleBound: true });
+  });
+
+  it('reads nothing when the cursor is past the settle bound', () => {
+    expect(planSlice(cursorAt(1196), 1200, 5, 900)).toBeUndefined();
+    expect(planSlice({ endEpoch: 1195, uniqueid: '1195.1' }, 1200, 5, 900)).toEqual({
+      sliceEnd: 1195,
+      reachesSettleBound: true,
+    });
+  });
+});
+
+describe('cursor order', () => {
+  it('orders by end_epoch, then uniqueid as the database does', () => {
+    expect(compareCursor({ endEpoch: 5, uniqueid: 'b' }, { endEpoch: 6, uniqueid: 'a' })).toBe(-1);
+    // Asterisk ids are not numeric order: "...1000" sorts before "...567" as strings, in SQL and here.
+    expect(
+      compareCursor(
+        { endEpoch: 5, uniqueid: '1729771234.1000' },
+        { endEpoch: 5, uniqueid: '1729771234.567' },
+      ),
+    ).toBe(-1);
+    expect(compareCursor(cursorAt(5), { endEpoch: 5, uniqueid: '1.0' })).toBe(-1);
+  });
+
+  it('places the end of a slice after every call of its last second', () => {
+    expect(compareCursor(cursorAfter(100), { endEpoch: 100, uniqueid: '99999999999.99999999' })).toBe(1);
+    expect(cursorAfter(100)).toEqual({ endEpoch: 101, uniqueid: '' });
+  });
+
+  it('reports lag from the last fully done second', () => {
+    expect(lagSeconds(cursorAt(101), 110)).toBe(10);
+    expect(lagSeconds({ endEpoch: 100, uniqueid: 'x' }, 110)).toBe(10);
+    expect(lagSeconds(cursorAt(200), 110)).toBe(0);
+  });
+});
+
+describe('ResolvedPrefix', () => {
+  it('moves only over the contiguous resolved start of the batch', () => {
+    const p = new ResolvedPrefix(5);
+    p.resolve(1);
+    p.resolve(2);
+    expect(p.length).toBe(0);
+    p.resolve(0);
+    expect(p.length).toBe(3);
+    p.resolve(4);
+    expect(p.length).toBe(3);
+    p.resolve(3);
+    expect(p.length).toBe(5);
+    expect(p.complete).toBe(true);
+  });
+
+  it('is complete at once for an empty batch', () => {
+    expect(new ResolvedPrefix(0).complete).toBe(true);
+  });
+});
