@@ -31,7 +31,13 @@ function findReference(file: string): string {
 }
 
 function which(binary: string): string | undefined {
-  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin', ...(process.env.PATH ?? '').split(':')]) {
+  for (const dir of [
+    '/usr/sbin',
+    '/usr/bin',
+    '/usr/local/sbin',
+    '/usr/local/bin',
+    ...(process.env.PATH ?? '').split(':'),
+  ]) {
     const p = join(dir, binary);
     if (existsSync(p)) return p;
   }
@@ -59,7 +65,7 @@ export async function startLocalMariaDb(options: { timeZone?: string } = {}): Pr
   const installDb = which('mariadb-install-db') ?? which('mysql_install_db');
   if (!mariadbd || !installDb) {
     throw new Error(
-      'mariadbd not found: install Debian\'s mariadb-server (apt-get install mariadb-server) or set TEST_MYSQL_URL',
+      "mariadbd not found: install Debian's mariadb-server (apt-get install mariadb-server) or set TEST_MYSQL_URL",
     );
   }
   const dir = mkdtempSync(join(tmpdir(), 'did-sync-mariadb-'));

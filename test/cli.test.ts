@@ -1,0 +1,194 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { insertCalls, makeCall } from './support/sample-calls';
+import { type Harness, startHarness, TEST_KEY } from './support/sync-harness';
+
+// Through the package.json bin entry, as an operator runs it.
+const CLI = join(import.meta.dirname, '..', 'bin', 'did-sync.js');
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(
+  args: string[],
+  env: Record<string, string>,
+  cwd = mkdtempSync(join(tmpdir(), 'did-sync-cli-')),
+): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd,
+      env: {
+        PATH: process.env.PATH,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+let h: Harness;
+let baseEnv: Record<string, string>;
+
+beforeAll(async () => {
+  h = await startHarness(inject('mysqlUrl'), 'cli');
+  const url = new URL(h.dbUrl);
+  baseEnv = {
+    VICIDIAL_DB_HOST: url.hostname,
+    VICIDIAL_DB_PORT: url.port,
+    VICIDIAL_DB_USER: 'root',
+    VICIDIAL_DB_PASSWORD: '',
+    VICIDIAL_DB_NAME: url.pathname.slice(1),
+    DID_OPTIMIZER_API_URL: h.api.url,
+    API_KEY: TEST_KEY,
+    CHECKPOINT_TABLE: h.table,
+    DYNAMODB_ENDPOINT: h.dynamo.endpoint,
+    SETTLE_SECONDS: '0',
+  };
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('did-sync run', () => {
+  it('drains, logs JSON lines with stable events, and ends with a human summary', async () => {
+    const end = (await h.dbNow()) - 300;
+    await insertCalls(h.db, [
+      ...Array.from({ length: 30 }, (_, i) => makeCall({ end_epoch: end + (i % 3) }, i)),
+      makeCall({ end_epoch: end, phone_number: null, uniqueid: '1700000009.9' }, 99),
+    ]);
+    const env = { ...baseEnv, SYNC_ID: 'cli-run', START_FROM: String(end - 60), BATCH_SIZE: '10' };
+    const dry = await cli(['run', '--dry-run'], env);
+    expect(dry.code).toBe(0);
+    expect(h.api.requestCount).toBe(0);
+    expect(jsonLines(dry.stdout).filter((l) => l.event === 'call_would_send')).toHaveLength(30);
+
+    const run = await cli(['run'], env);
+    expect(run.code).toBe(0);
+    // Warnings and errors go to stderr (as Powertools writes them), still one JSON object per line.
+    expect(
+      run.stderr
+        .trim()
+        .split('\n')
+        .every((l) => l.startsWith('{')),
+    ).toBe(true);
+    const lines = jsonLines(run.stdout + run.stderr);
+    const events = new Set(lines.map((l) => l.event));
+    for (const e of ['run_start', 'batch', 'call_sent', 'call_dead_lettered', 'checkpoint', 'run_end']) {
+      expect(events).toContain(e);
+    }
+    const sent = lines.find((l) => l.event === 'call_sent');
+    expect(sent).toMatchObject({ syncId: 'cli-run', httpStatus: 200, attempt: 1 });
+    expect(sent).toHaveProperty('campaignId');
+    expect(sent).toHaveProperty('disposition');
+    expect(sent).toHaveProperty('durationMs');
+    const end_ = lines.find((l) => l.event === 'run_end');
+    expect(end_).toMatchObject({ outcome: 'completed', delivered: 30, deadLettered: 1, duplicates: 0 });
+    expect(run.stdout.trim().split('\n').at(-4)).toMatch(/^sync cli-run: completed/);
+    expect(h.api.stored.size).toBe(30);
+
+    const status = await cli(['status', '--json'], env);
+    expect(status.code).toBe(0);
+    const report = JSON.parse(status.stdout);
+    expect(report).toMatchObject({ syncId: 'cli-run', lease: null, pending: 0, deadLetters: 1 });
+    expect(report.cursor.endEpoch).toBeGreaterThan(end);
+    expect(report.cursorTime).toMatch(/Z$/);
+    expect(typeof report.lagSeconds).toBe('number');
+
+    const letters = await cli(['dead-letters', '--json'], env);
+    expect(JSON.parse(letters.stdout)[0]).toMatchObject({ uniqueid: '1700000009.9' });
+
+    // The operator fixes the row in VICIdial, then replays.
+    await h.db.query("UPDATE vicidial_log SET phone_number = '5550001111' WHERE uniqueid = '1700000009.9'");
+    const replay = await cli(['dead-letters', '--replay'], env);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toContain('delivered 1');
+    expect(h.api.stored.get('1700000009.9')?.phoneNumber).toBe('5550001111');
+    expect(JSON.parse((await cli(['status', '--json'], env)).stdout).deadLetters).toBe(0);
+
+    const reset = await cli(['reset', '--to', new Date((end - 60) * 1000).toISOString()], env);
+    expect(reset.code).toBe(0);
+    expect(JSON.parse((await cli(['status', '--json'], env)).stdout).cursor).toEqual({
+      endEpoch: end - 60,
+      uniqueid: '',
+    });
+  });
+
+  it('reads settings from ./.env, the environment winning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'did-sync-env-'));
+    writeFileSync(join(dir, '.env'), `SYNC_ID=from-file\nCHECKPOINT_TABLE=${h.table}\nBATCH_SIZE=zzz\n`);
+    const bad = await cli(['status', '--json'], { DYNAMODB_ENDPOINT: h.dynamo.endpoint }, dir);
+    expect(bad.stderr.trim()).toBe('did-sync: setting BATCH_SIZE: must be a whole number, got "zzz"');
+    const ok = await cli(
+      ['status', '--json'],
+      { DYNAMODB_ENDPOINT: h.dynamo.endpoint, BATCH_SIZE: '10' },
+      dir,
+    );
+    expect(JSON.parse(ok.stdout).syncId).toBe('from-file');
+  });
+
+  it.each([
+    [{ BATCH_SIZE: '-3' }, 'did-sync: setting BATCH_SIZE: must be between 1 and 5000, got -3'],
+    [
+      { DID_OPTIMIZER_API_URL: 'http://dids.example.com' },
+      /^did-sync: setting DID_OPTIMIZER_API_URL: must use https:\/\//,
+    ],
+    [{ API_KEY: '' }, 'did-sync: setting API_KEY: is required (the DID Optimizer API key)'],
+    [{ VICIDIAL_DB_USER: '' }, /^did-sync: setting VICIDIAL_DB_USER: is required/],
+    [
+      { CAMPAIGNS: "X' OR '1'='1" },
+      "did-sync: setting CAMPAIGNS: \"X' OR '1'='1\" is not a valid campaign id",
+    ],
+  ])('fails at start with one line for %o', async (override, message) => {
+    const { code, stderr, stdout } = await cli(['run'], { ...baseEnv, ...override });
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    if (typeof message === 'string') expect(lines[0]).toBe(message);
+    else expect(lines[0]).toMatch(message);
+  });
+
+  it('refuses a reset while a run holds the lease, unless forced', async () => {
+    const acquired = await h.store.acquire('cli-held', 'someone-else', 60_000, { endEpoch: 1, uniqueid: '' });
+    expect(acquired.acquired).toBe(true);
+    const env = { ...baseEnv, SYNC_ID: 'cli-held' };
+    const refused = await cli(['reset', '--to', '1700000000'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/lease held by someone-else until .*--force/);
+    const skipped = await cli(['run'], env);
+    expect(skipped.code).toBe(0);
+    expect(skipped.stdout).toMatch(/sync cli-held: skipped \(lease_held\)/);
+    const forced = await cli(['reset', '--to', '1700000000', '--force'], env);
+    expect(forced.code).toBe(0);
+  });
+
+  it('answers an unknown command with the usage and exit 2', async () => {
+    const { code, stderr } = await cli(['frobnicate'], baseEnv);
+    expect(code).toBe(2);
+    expect(stderr).toContain('unknown command "frobnicate"');
+  });
+});

@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { type ApiKeyProvider, staticApiKey } from '../../functions/sync/api-client';
+import { CheckpointStore } from '../../functions/sync/checkpoint-store';
+import { type DbCredentialSource, staticCredentials } from '../../functions/sync/db-connection';
+import { type RunOptions, type RunSummary, runSync } from '../../functions/sync/engine';
+import { MemorySyncLog } from '../../functions/sync/log';
+import { type Env, parseSyncSettings, type SyncSettings } from '../../functions/sync/settings';
+import { createDynamoClient, createSync, type Sync } from '../../functions/sync/wiring';
+import { type FakeDidApi, startFakeDidApi } from './fake-did-api';
+import { type LocalDynamoDb, startLocalDynamoDb } from './local-dynamodb';
+import { createVicidialDatabase } from './local-mariadb';
+
+/**
+ * Real parts for engine tests: a fresh database on the shared MariaDB server, a dynalite DynamoDB, and
+ * the DID Optimizer stand-in on loopback. Nothing of ours is replaced.
+ */
+export interface Harness {
+  readonly dbUrl: string;
+  /** Root connection to the test database, for inserting and changing calls. */
+  readonly db: mysql.Pool;
+  readonly api: FakeDidApi;
+  readonly dynamo: LocalDynamoDb;
+  readonly store: CheckpointStore;
+  readonly table: string;
+  settings(env?: Env): SyncSettings;
+  dbSource(): DbCredentialSource;
+  createSync(env?: Env, options?: { keys?: ApiKeyProvider; apiUrl?: string; db?: DbCredentialSource }): Sync;
+  run(
+    env?: Env,
+    options?: Partial<RunOptions> & { keys?: ApiKeyProvider; log?: MemorySyncLog },
+  ): Promise<{ summary: RunSummary; log: MemorySyncLog }>;
+  dbNow(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const TEST_KEY = 'test-key';
+
+export async function startHarness(serverUrl: string, name = 'h'): Promise<Harness> {
+  const dbName = `asterisk_${name}_${randomBytes(4).toString('hex')}`;
+  const dbUrl = await createVicidialDatabase(serverUrl, dbName);
+  const db = mysql.createPool({ uri: dbUrl, dateStrings: true, connectionLimit: 4, charset: 'utf8mb4' });
+  const api = await startFakeDidApi({ validKeys: [TEST_KEY] });
+  const dynamo = await startLocalDynamoDb();
+  const table = 'did-sync-test';
+  const client = createDynamoClient({ table, region: 'us-east-1', endpoint: dynamo.endpoint });
+  const store = new CheckpointStore(client, table);
+  await store.ensureTable();
+  const url = new URL(dbUrl);
+  const dbSettings = {
+    host: url.hostname,
+    port: Number(url.port),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database: dbName,
+    charset: 'utf8mb4',
+  };
+  const syncs: Sync[] = [];
+
+  const harness: Harness = {
+    dbUrl,
+    db,
+    api,
+    dynamo,
+    store,
+    table,
+    settings: (env = {}) => parseSyncSettings({ CHECKPOINT_INTERVAL_MS: '200', SETTLE_SECONDS: '0', ...env }),
+    dbSource: () => staticCredentials(dbSettings),
+    createSync(env = {}, options = {}) {
+      const sync = createSync({
+        settings: harness.settings(env),
+        api: { url: options.apiUrl ?? api.url, allowInsecure: false },
+        db: options.db ?? staticCredentials(dbSettings),
+        keys: options.keys ?? staticApiKey(TEST_KEY),
+        checkpoints: store,
+        log: new MemorySyncLog(),
+      });
+      syncs.push(sync);
+      return sync;
+    },
+    async run(env = {}, options = {}) {
+      const log = options.log ?? new MemorySyncLog();
+      const sync = harness.createSync(env, options.keys ? { keys: options.keys } : {});
+      const summary = await runSync(
+        {
+          ...sync,
+          log,
+          retryPolicy: { maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 1000 },
+        },
+        { owner: options.owner ?? `test-${randomBytes(3).toString('hex')}`, ...options },
+      );
+      return { summary, log };
+    },
+    async dbNow() {
+      const [rows] = await db.query('SELECT UNIX_TIMESTAMP() AS now');
+      return Number((rows as { now: number }[])[0]?.now);
+    },
+    async close() {
+      await Promise.all(syncs.map((s) => s.close().catch(() => undefined)));
+      await db.query(`DROP DATABASE IF EXISTS \`${dbName}\``).catch(() => undefined);
+      await db.end();
+      await api.close();
+      client.destroy();
+      await dynamo.close();
+    },
+  };
+  return harness;
+}
