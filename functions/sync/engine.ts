@@ -579,6 +579,7 @@ class SyncRun {
       httpStatus: details.httpStatus ?? null,
     };
     if (this.dryRun) {
+      this.counters.deadLettered++;
       this.log('warn', 'call_would_dead_letter', fields);
       return true;
     }

@@ -16,6 +16,8 @@ export interface SyncParts {
   readonly keys: ApiKeyProvider;
   readonly checkpoints: CheckpointStore;
   readonly log: SyncLog;
+  /** A connection kept across warm Lambda invocations; a new one otherwise. */
+  readonly connection?: VicidialDbConnection;
 }
 
 export interface Sync extends SyncDeps {
@@ -24,7 +26,7 @@ export interface Sync extends SyncDeps {
 }
 
 export function createSync(parts: SyncParts): Sync {
-  const connection = new VicidialDbConnection(parts.db);
+  const connection = parts.connection ?? new VicidialDbConnection(parts.db);
   const s = parts.settings;
   return {
     settings: s,
@@ -38,7 +40,8 @@ export function createSync(parts: SyncParts): Sync {
     keys: parts.keys,
     log: parts.log,
     connection,
-    close: () => connection.close(),
+    // A shared connection outlives this sync; its owner closes it.
+    close: () => (parts.connection ? Promise.resolve() : connection.close()),
   };
 }
 

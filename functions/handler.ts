@@ -1,0 +1,25 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { type RuntimeDeps, SyncRuntime } from './lambda/sync-runtime';
+import type { Env } from './sync/settings';
+
+/**
+ * The Lambda entry point: a thin adapter that validates the event and hands it to the same engine the
+ * `did-sync` command runs. The runtime is built on the first invocation and kept while the container is
+ * warm (settings errors then fail that invocation with one line naming the setting).
+ */
+export function createHandler(env: Env = process.env, deps: Partial<RuntimeDeps> = {}) {
+  const logLevel = (env.POWERTOOLS_LOG_LEVEL ?? env.LOG_LEVEL ?? 'INFO').toUpperCase() as 'INFO';
+  const logger =
+    deps.logger ?? new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'did-sync', logLevel });
+  let runtime: SyncRuntime | undefined;
+  const handle = async (event: unknown, context: Context): Promise<unknown> => {
+    runtime ??= new SyncRuntime(env, { ...deps, logger });
+    return runtime.handle(event, context);
+  };
+  return middy(handle).use(injectLambdaContext(logger, { resetKeys: true }));
+}
+
+export const handler = createHandler();

@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import {
+  type Env,
+  intSetting,
+  parseCheckpointSettings,
+  parseSyncSettings,
+  requiredSetting,
+  SettingError,
+  type SyncSettings,
+} from '../sync/settings';
+
+/**
+ * The function's configuration, set by the stack: secret ARNs (never values) and the syncs it serves.
+ * Tunables shared by all syncs (LOOKBACK_SECONDS, SETTLE_SECONDS, ...) are plain environment variables
+ * with the same names and defaults as the CLI's.
+ */
+const syncEntry = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  apiSecretArn: z.string().min(1),
+  apiUrl: z.string().optional(),
+  campaigns: z.array(z.string()).optional(),
+  excludeCampaigns: z.array(z.string()).optional(),
+  batchSize: z.number().int().optional(),
+  concurrency: z.number().int().optional(),
+  startFrom: z.string().optional(),
+});
+export type SyncEntry = z.infer<typeof syncEntry>;
+
+export interface LambdaSettings {
+  readonly dbSecretArn: string;
+  readonly syncs: ReadonlyMap<string, SyncEntry>;
+  readonly checkpointTable: string;
+  readonly region: string;
+  readonly endpoint: string | undefined;
+  readonly secretsTtlMs: number;
+  readonly env: Env;
+}
+
+export function parseLambdaSettings(env: Env): LambdaSettings {
+  const checkpoint = parseCheckpointSettings(env);
+  const dbSecretArn = requiredSetting(env, 'DB_SECRET_ARN', 'is required (ARN of the database secret)');
+  const raw = requiredSetting(env, 'SYNCS', 'is required (JSON list of syncs)');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new SettingError('SYNCS', 'is not valid JSON');
+  }
+  const result = z.array(syncEntry).min(1).safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new SettingError(
+      `SYNCS${issue?.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('') ?? ''}`,
+      issue?.message ?? 'is invalid',
+    );
+  }
+  const syncs = new Map<string, SyncEntry>();
+  for (const entry of result.data) {
+    if (syncs.has(entry.id)) throw new SettingError('SYNCS', `sync id "${entry.id}" appears twice`);
+    syncs.set(entry.id, entry);
+    try {
+      syncSettings({ env, syncs }, entry.id);
+    } catch (error) {
+      if (error instanceof SettingError)
+        throw new SettingError(
+          `${error.setting} (sync "${entry.id}")`,
+          error.message.slice(error.setting.length + 2),
+        );
+      throw error;
+    }
+  }
+  return {
+    dbSecretArn,
+    syncs,
+    checkpointTable: checkpoint.table,
+    region: checkpoint.region,
+    endpoint: checkpoint.endpoint,
+    secretsTtlMs: intSetting(env, 'SECRETS_CACHE_TTL_SECONDS', '300', 0, 86400) * 1000,
+    env,
+  };
+}
+
+/** One sync's engine settings: the shared tunables with the sync's own overrides. */
+export function syncSettings(settings: Pick<LambdaSettings, 'env' | 'syncs'>, syncId: string): SyncSettings {
+  const entry = settings.syncs.get(syncId);
+  if (!entry)
+    throw new SettingError(
+      'syncId',
+      `unknown sync "${syncId}" (configured: ${[...settings.syncs.keys()].join(', ')})`,
+    );
+  return parseSyncSettings({
+    ...settings.env,
+    SYNC_ID: entry.id,
+    ...(entry.campaigns ? { CAMPAIGNS: entry.campaigns.join(',') } : {}),
+    ...(entry.excludeCampaigns ? { EXCLUDE_CAMPAIGNS: entry.excludeCampaigns.join(',') } : {}),
+    ...(entry.batchSize !== undefined ? { BATCH_SIZE: String(entry.batchSize) } : {}),
+    ...(entry.concurrency !== undefined ? { CONCURRENCY: String(entry.concurrency) } : {}),
+    ...(entry.startFrom !== undefined ? { START_FROM: entry.startFrom } : {}),
+  });
+}

@@ -1,0 +1,146 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Context } from 'aws-lambda';
+import { CheckpointStore } from '../sync/checkpoint-store';
+import { VicidialDbConnection } from '../sync/db-connection';
+import { type RunSummary, runSync } from '../sync/engine';
+import { PowertoolsSyncLog } from '../sync/log';
+import { listDeadLetters, readStatus, replayDeadLetters, resetCheckpoint } from '../sync/operations';
+import { boolSetting, type Env, parseInstant, SettingError, validateApiUrl } from '../sync/settings';
+import { createDynamoClient, createSync, type Sync } from '../sync/wiring';
+import { InvalidInvocationError, type Invocation, parseInvocation } from './invocation';
+import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
+import { SecretCache } from './secret-cache';
+import { readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
+
+/** A scheduled run that failed: thrown so the function's Errors metric (and its alarm) shows it. */
+export class SyncFailedError extends Error {
+  constructor(readonly summary: RunSummary) {
+    super(
+      `sync "${summary.syncId}" failed: ${summary.reason ?? 'unknown'}${summary.detail ? ` (${summary.detail})` : ''}`,
+    );
+    this.name = 'SyncFailedError';
+  }
+}
+
+export interface RuntimeDeps {
+  readonly logger: Logger;
+  readonly secrets?: SecretsManagerClient;
+}
+
+/**
+ * What a warm container keeps between invocations: settings, the secret cache, the DynamoDB client and
+ * one database connection, so a run every minute reuses sockets and cached secrets.
+ */
+export class SyncRuntime {
+  private readonly settings: LambdaSettings;
+  private readonly cache: SecretCache;
+  private readonly store: CheckpointStore;
+  private readonly connection: VicidialDbConnection;
+  private readonly log: PowertoolsSyncLog;
+  private readonly allowInsecureApi: boolean;
+
+  constructor(
+    env: Env,
+    private readonly deps: RuntimeDeps,
+  ) {
+    this.settings = parseLambdaSettings(env);
+    this.allowInsecureApi = boolSetting(env, 'ALLOW_INSECURE_API', false);
+    this.cache = new SecretCache(
+      deps.secrets ?? new SecretsManagerClient({ region: this.settings.region }),
+      this.settings.secretsTtlMs,
+    );
+    this.store = new CheckpointStore(
+      createDynamoClient({
+        table: this.settings.checkpointTable,
+        region: this.settings.region,
+        endpoint: this.settings.endpoint,
+      }),
+      this.settings.checkpointTable,
+    );
+    this.connection = new VicidialDbConnection(
+      new SecretDbCredentials(this.cache, this.settings.dbSecretArn),
+    );
+    this.log = new PowertoolsSyncLog(deps.logger);
+  }
+
+  async handle(
+    event: unknown,
+    context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId' | 'functionVersion'>,
+  ): Promise<unknown> {
+    const invocation = parseInvocation(event);
+    if (!this.settings.syncs.has(invocation.syncId)) {
+      throw new InvalidInvocationError(
+        `invalid invocation: syncId: unknown sync "${invocation.syncId}" (configured: ${[...this.settings.syncs.keys()].join(', ')})`,
+      );
+    }
+    this.deps.logger.appendKeys({ functionVersion: context.functionVersion, action: invocation.action });
+    switch (invocation.action) {
+      case 'scheduled':
+      case 'sync':
+        return this.sync(invocation, context);
+      case 'status':
+        return readStatus(this.store, invocation.syncId);
+      case 'reset': {
+        const to = typeof invocation.to === 'number' ? invocation.to : parseInstant(invocation.to);
+        if (to === undefined) {
+          throw new InvalidInvocationError(
+            `invalid invocation: to: "${invocation.to}" is not epoch seconds or ISO-8601 with a zone`,
+          );
+        }
+        return resetCheckpoint(this.store, invocation.syncId, to, invocation.force ?? false, this.log);
+      }
+      case 'dead-letters': {
+        if (invocation.replay) {
+          const sync = await this.createSync(invocation.syncId);
+          return replayDeadLetters({ ...sync, store: this.store }, invocation.syncId);
+        }
+        const letters = await listDeadLetters(this.store, invocation.syncId);
+        // A Lambda response is capped at 6 MB: show the oldest letters and the total.
+        return { syncId: invocation.syncId, total: letters.length, deadLetters: letters.slice(0, 200) };
+      }
+    }
+  }
+
+  private async sync(
+    invocation: Extract<Invocation, { action: 'scheduled' | 'sync' }>,
+    context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>,
+  ): Promise<RunSummary> {
+    const sync = await this.createSync(invocation.syncId);
+    // Leave time for in-flight posts to time out, the last checkpoint and the lease release.
+    const margin = sync.settings.apiTimeoutMs + 5_000;
+    const deadline = Date.now() + Math.max(0, context.getRemainingTimeInMillis() - margin);
+    const summary = await runSync(sync, {
+      owner: `lambda:${context.awsRequestId}`,
+      deadline,
+      ...(invocation.action === 'sync' && invocation.dryRun ? { dryRun: true } : {}),
+      ...(invocation.action === 'sync' && invocation.maxBatches ? { maxBatches: invocation.maxBatches } : {}),
+    });
+    if (invocation.action === 'scheduled' && summary.outcome === 'failed') throw new SyncFailedError(summary);
+    return summary;
+  }
+
+  private async createSync(syncId: string): Promise<Sync> {
+    const entry = this.settings.syncs.get(syncId);
+    if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
+    const secret = await readApiSecret(this.cache, entry.apiSecretArn);
+    const url = secret.apiUrl ?? entry.apiUrl ?? this.settings.env.DID_OPTIMIZER_API_URL;
+    if (!url)
+      throw new SettingError(
+        `apiUrl (sync "${syncId}")`,
+        `is missing: put "apiUrl" in secret ${entry.apiSecretArn}`,
+      );
+    return createSync({
+      settings: syncSettings(this.settings, syncId),
+      api: {
+        url: validateApiUrl(`apiUrl (sync "${syncId}")`, url, this.allowInsecureApi),
+        allowInsecure: this.allowInsecureApi,
+      },
+      db: new SecretDbCredentials(this.cache, this.settings.dbSecretArn),
+      keys: secretApiKey(this.cache, entry.apiSecretArn),
+      checkpoints: this.store,
+      log: this.log,
+      connection: this.connection,
+    });
+  }
+}
