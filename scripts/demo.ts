@@ -178,13 +178,16 @@ async function main() {
     ]);
   }
   out(`  ${i} INCALL calls got their disposition`);
-  await new Promise((r) => setTimeout(r, 1000));
+  // New calls end after the first tick's checkpoint; the next tick takes them once they are older than
+  // SETTLE_SECONDS (5 s), as a real tick a minute later would.
+  const from = first.cursor?.endEpoch ?? (await dbNow(db));
+  while ((await dbNow(db)) < from + 8) await new Promise((r) => setTimeout(r, 250));
   const later = await dbNow(db);
   await insertCalls(
     db,
     generateCalls({
       count: 150,
-      fromEpoch: first.cursor?.endEpoch ?? later - 10,
+      fromEpoch: from,
       toEpoch: later - 6,
       seed: 7,
       tiesPerSecond: 30,

@@ -1,14 +1,16 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 /**
  * A stand-in for the DID Optimizer API on loopback: the real HTTP contract (keys, required fields,
- * duplicates) plus scripted faults, so tests and the demo exercise the real client over real sockets.
+ * duplicates) plus scripted faults, so tests, the demo and the benchmark exercise the real client over
+ * real sockets instead of a mocked fetch.
  */
 export interface ReceivedCall {
   uniqueid: string;
   body: Record<string, unknown>;
   headers: Record<string, string | string[] | undefined>;
+  /** The body exactly as decoded from the wire, to prove quotes, backslashes and emoji arrive intact. */
   rawBody: string;
   at: number;
 }
@@ -19,49 +21,91 @@ export type Fault =
   | { destroy: true };
 
 export interface FakeDidApiOptions {
+  /** Default ['test-key']. */
   validKeys?: string[];
+  /** Artificial delay before answering any request, default 0. */
   latencyMs?: number;
 }
 
 export interface FakeDidApi {
+  /** http://127.0.0.1:PORT, no trailing slash. */
   readonly url: string;
+  /** Every accepted (200) POST in arrival order, duplicates included. */
   readonly calls: ReceivedCall[];
+  /** uniqueid -> latest accepted body. */
   readonly stored: Map<string, Record<string, unknown>>;
-  readonly requestCount: number;
-  readonly maxInFlight: number;
+  /** Every request received, whatever the answer. */
+  requestCount: number;
+  /** Highest number of requests being handled at once. */
+  maxInFlight: number;
   deliveredCount(uniqueid: string): number;
+  /** Accepted POSTs answered duplicate:true. */
   duplicates(): number;
   setValidKeys(keys: string[]): void;
+  /** Faults consumed in order by the next authorized POSTs, one per request, before validation. */
   failNext(...faults: Fault[]): void;
+  /** A fault for every POST whose parsed body matches, until replaced or cleared with null. */
   failWhen(predicate: (body: Record<string, unknown>) => boolean, fault: Fault | null): void;
   setLatency(ms: number): void;
+  /** Clears calls, stored bodies, counters and faults, ends hung requests, and restores the keys and latency given at start. */
   reset(): void;
+  /** Ends hung requests and keep-alive sockets too, so a test never waits on this server. */
   close(): Promise<void>;
 }
 
-const REQUIRED = ['uniqueid', 'phoneNumber', 'campaignId'];
+const CALL_RESULTS = '/api/v1/call-results';
+const HEALTH = '/api/v1/health';
+const REQUIRED = ['uniqueid', 'phoneNumber', 'campaignId'] as const;
 
 export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<FakeDidApi> {
-  let validKeys = new Set(options.validKeys ?? ['test-key']);
-  let latencyMs = options.latencyMs ?? 0;
+  const initialKeys = options.validKeys ?? ['test-key'];
+  const initialLatency = options.latencyMs ?? 0;
+  let validKeys = new Set(initialKeys);
+  let latencyMs = initialLatency;
   let calls: ReceivedCall[] = [];
   let stored = new Map<string, Record<string, unknown>>();
   let requestCount = 0;
   let inFlight = 0;
   let maxInFlight = 0;
   let duplicates = 0;
+  let nextId = 1;
   let scripted: Fault[] = [];
   let conditional: { predicate: (body: Record<string, unknown>) => boolean; fault: Fault } | null = null;
-  const sockets = new Set<Socket>();
+  const hung = new Set<ServerResponse>();
+  const timers = new Set<NodeJS.Timeout>();
 
-  const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void => {
+    // The client may have given up (timeout) or close() may have run while we slept.
+    if (res.destroyed || res.writableEnded) return;
     const text = typeof body === 'string' ? body : JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(text)),
+      ...headers,
+    });
     res.end(text);
   };
 
-  const applyFault = (res: ServerResponse, req: IncomingMessage, fault: Fault): void => {
-    if ('hang' in fault) return;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.add(t);
+    });
+
+  const applyFault = (req: IncomingMessage, res: ServerResponse, fault: Fault): void => {
+    if ('hang' in fault) {
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
     if ('destroy' in fault) {
       req.socket.destroy();
       return;
@@ -70,71 +114,97 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
       res,
       fault.status,
       fault.body ?? { success: false, error: `scripted ${fault.status}` },
-      fault.retryAfter ? { 'retry-after': fault.retryAfter } : {},
+      fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter },
     );
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, rawBody: string) => {
-    if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
+  const handle = async (req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> => {
+    if (latencyMs > 0) await sleep(latencyMs);
     const key = req.headers['x-api-key'];
     const authorized = typeof key === 'string' && validKeys.has(key);
     const path = (req.url ?? '').split('?')[0];
-    if (req.method === 'GET' && path === '/api/v1/health') {
+
+    if (req.method === 'GET' && path === HEALTH) {
       return authorized
         ? send(res, 200, { status: 'ok' })
         : send(res, 401, { success: false, error: 'Invalid API key' });
     }
-    if (req.method !== 'POST' || path !== '/api/v1/call-results') {
+    if (req.method !== 'POST' || path !== CALL_RESULTS) {
       return send(res, 404, { success: false, error: 'Not found' });
     }
     if (!authorized) return send(res, 401, { success: false, error: 'Invalid API key' });
+
     const next = scripted.shift();
-    if (next) return applyFault(res, req, next);
+    if (next) return applyFault(req, res, next);
+
     let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(rawBody) as Record<string, unknown>;
-    } catch {
-      return send(res, 400, { success: false, error: 'Invalid JSON' });
+    // A JSON body parser ignores a request that does not declare JSON, so the service sees no fields.
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      body = {};
+    } else {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(rawBody);
+      } catch {
+        return send(res, 400, { success: false, error: 'Invalid JSON' });
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        return send(res, 400, { success: false, error: 'Request body must be a JSON object' });
+      }
+      body = parsed as Record<string, unknown>;
     }
-    if (conditional?.predicate(body)) return applyFault(res, req, conditional.fault);
-    const missing = REQUIRED.filter((f) => typeof body[f] !== 'string' || (body[f] as string).trim() === '');
+
+    if (conditional?.predicate(body)) return applyFault(req, res, conditional.fault);
+
+    const missing = REQUIRED.filter((f) => typeof body[f] !== 'string' || body[f] === '');
     if (missing.length > 0) {
       return send(res, 400, { success: false, error: `Missing required fields: ${missing.join(', ')}` });
     }
+
     const uniqueid = body.uniqueid as string;
     const duplicate = stored.has(uniqueid);
     if (duplicate) duplicates++;
     stored.set(uniqueid, body);
     calls.push({ uniqueid, body, headers: { ...req.headers }, rawBody, at: Date.now() });
-    return send(
-      res,
-      200,
-      duplicate ? { success: true, duplicate: true } : { success: true, id: calls.length },
-    );
+    send(res, 200, duplicate ? { success: true, duplicate: true } : { success: true, id: nextId++ });
   };
 
   const server = createServer((req, res) => {
     requestCount++;
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
+    // 'close' fires once the answer is sent or the socket is gone, so a hung request counts as in
+    // flight until the client gives up.
+    res.once('close', () => {
+      inFlight--;
+    });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
+    // Decode once after the last chunk: a multi-byte character may straddle two chunks.
     req.on('end', () => {
-      void handle(req, res, Buffer.concat(chunks).toString('utf8'))
-        .catch((error: unknown) => send(res, 500, { success: false, error: String(error) }))
-        .finally(() => {
-          inFlight--;
-        });
+      handle(req, res, Buffer.concat(chunks).toString('utf8')).catch((error: unknown) =>
+        send(res, 500, { success: false, error: String(error) }),
+      );
     });
     req.on('error', () => undefined);
   });
+  // Longer than the client's idle timeout, so the client, not the server, retires an idle socket and
+  // a request never lands on a socket the server is closing.
   server.keepAliveTimeout = 5_000;
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
+
+  const endHung = () => {
+    for (const res of hung) res.socket?.destroy();
+    hung.clear();
+  };
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -147,10 +217,16 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     get requestCount() {
       return requestCount;
     },
+    set requestCount(n: number) {
+      requestCount = n;
+    },
     get maxInFlight() {
       return maxInFlight;
     },
-    deliveredCount: (uniqueid) => calls.filter((c) => c.uniqueid === uniqueid).length,
+    set maxInFlight(n: number) {
+      maxInFlight = n;
+    },
+    deliveredCount: (uniqueid) => calls.reduce((n, c) => (c.uniqueid === uniqueid ? n + 1 : n), 0),
     duplicates: () => duplicates,
     setValidKeys(keys) {
       validKeys = new Set(keys);
@@ -165,19 +241,24 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
       latencyMs = ms;
     },
     reset() {
+      endHung();
       calls = [];
       stored = new Map();
       requestCount = 0;
-      maxInFlight = 0;
+      // Requests still being answered remain in flight; the peak restarts from them.
+      maxInFlight = inFlight;
       duplicates = 0;
+      nextId = 1;
       scripted = [];
       conditional = null;
-      validKeys = new Set(options.validKeys ?? ['test-key']);
-      latencyMs = options.latencyMs ?? 0;
+      validKeys = new Set(initialKeys);
+      latencyMs = initialLatency;
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
+        endHung();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -60,7 +60,20 @@ export async function freePort(): Promise<number> {
 export async function startLocalMariaDb(options: { timeZone?: string } = {}): Promise<LocalMariaDb> {
   const external = process.env.TEST_MYSQL_URL;
   if (external) return { url: external, stop: async () => {} };
+  // mariadb-install-db has been seen to crash once in a while on a loaded machine: a fresh datadir
+  // and a second try make a flaky bootstrap a non-event instead of a red CI.
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
 
+async function startOnce(options: { timeZone?: string }): Promise<LocalMariaDb> {
   const mariadbd = which('mariadbd') ?? which('mysqld');
   const installDb = which('mariadb-install-db') ?? which('mysql_install_db');
   if (!mariadbd || !installDb) {
@@ -70,17 +83,23 @@ export async function startLocalMariaDb(options: { timeZone?: string } = {}): Pr
   }
   const dir = mkdtempSync(join(tmpdir(), 'did-sync-mariadb-'));
   const datadir = join(dir, 'data');
-  execFileSync(
-    installDb,
-    [
-      '--no-defaults',
-      `--datadir=${datadir}`,
-      '--auth-root-authentication-method=normal',
-      '--user=root',
-      '--skip-test-db',
-    ],
-    { stdio: 'pipe' },
-  );
+  try {
+    execFileSync(
+      installDb,
+      [
+        '--no-defaults',
+        `--datadir=${datadir}`,
+        '--auth-root-authentication-method=normal',
+        '--user=root',
+        '--skip-test-db',
+      ],
+      { stdio: 'pipe' },
+    );
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    const stderr = String((error as { stderr?: Buffer }).stderr ?? '').slice(-1000);
+    throw new Error(`mariadb-install-db failed: ${(error as Error).message}\n${stderr}`);
+  }
   const port = await freePort();
   const socket = join(dir, 'sock');
   const args = [

@@ -10,7 +10,10 @@ export interface VicidialLogRow {
   lead_id: number;
   list_id: number | null;
   campaign_id: string | null;
-  /** null: the database fills it with FROM_UNIXTIME(start_epoch), in its own time zone, as VICIdial does. */
+  /**
+   * 'YYYY-MM-DD HH:MM:SS' in the database server's local zone. null: the database fills it with
+   * FROM_UNIXTIME(start_epoch) in its own session zone, as VICIdial's writers do.
+   */
   call_date: string | null;
   start_epoch: number | null;
   end_epoch: number | null;
@@ -27,8 +30,8 @@ export interface VicidialLogRow {
   called_count: number | null;
 }
 
-const AUTO_STATUSES = new Set(['NA', 'B', 'A', 'DROP', 'DC', 'PU', 'PM', 'N']);
-const STATUS_MIX: [string, number][] = [
+/** Weights in percent of an outbound campaign's finished calls. */
+export const STATUS_MIX: readonly (readonly [status: string, percent: number])[] = [
   ['NA', 35],
   ['B', 8],
   ['A', 15],
@@ -44,7 +47,13 @@ const STATUS_MIX: [string, number][] = [
   ['PM', 1],
 ];
 
+/** Outcomes the dialer writes itself (user VDAD, a few seconds long); the rest are agent dispositions. */
+export const AUTO_STATUSES: ReadonlySet<string> = new Set(['NA', 'B', 'A', 'DROP', 'DC', 'N', 'PU', 'PM']);
+
 export const AWKWARD_COMMENTS = 'It\'s "quoted" \\ back\\slash 😀 ünïcödé';
+
+/** Exactly 255 characters (code points), the column's limit, with multi-byte ones up to the end. */
+export const LONG_COMMENTS = Array.from(AWKWARD_COMMENTS.repeat(8)).slice(0, 255).join('');
 
 /** mulberry32: small, seedable, good enough for test data. */
 export function seededRandom(seed: number): () => number {
@@ -58,15 +67,24 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** One finished call ending at `end_epoch`; `seq` makes its uniqueid and lead unique. */
+/**
+ * One finished agent call (NI) ending at `end_epoch`; `seq` makes its uniqueid, lead and phone number
+ * unique. Overrides win, including explicit nulls.
+ */
 export function makeCall(
   overrides: Partial<VicidialLogRow> & { end_epoch: number },
   seq = 0,
 ): VicidialLogRow {
-  const length = overrides.length_in_sec === undefined ? 20 + (seq % 40) : overrides.length_in_sec;
-  const start = overrides.start_epoch ?? overrides.end_epoch - (length ?? 0);
+  const length =
+    overrides.length_in_sec !== undefined
+      ? overrides.length_in_sec
+      : typeof overrides.start_epoch === 'number'
+        ? overrides.end_epoch - overrides.start_epoch
+        : 20 + (seq % 40);
+  const start =
+    overrides.start_epoch !== undefined ? overrides.start_epoch : overrides.end_epoch - (length ?? 0);
   return {
-    uniqueid: `${start}.${seq}`,
+    uniqueid: `${start ?? overrides.end_epoch}.${seq}`,
     lead_id: 100_000 + seq,
     list_id: 1001,
     campaign_id: 'SALESA',
@@ -75,9 +93,9 @@ export function makeCall(
     length_in_sec: length,
     status: 'NI',
     phone_code: '1',
-    phone_number: String(5550000000 + seq),
+    phone_number: String(5_550_000_000 + seq),
     user: 'agent001',
-    comments: null,
+    comments: 'AUTO',
     processed: 'N',
     user_group: 'AGENTS',
     term_reason: 'CALLER',
@@ -89,84 +107,149 @@ export function makeCall(
 
 export interface GenerateOptions {
   count: number;
+  /** First and last possible end_epoch, inclusive; toEpoch <= fromEpoch puts every call on fromEpoch. */
   fromEpoch: number;
   toEpoch: number;
+  /** Default 1. */
   seed?: number;
+  /** Default ['SALESA', 'SALESB', 'RETENT']. */
   campaigns?: string[];
-  /** Average calls sharing one end_epoch. */
+  /** Average calls sharing one end_epoch, default 4 (more when the span is too short for the count). */
   tiesPerSecond?: number;
-  /** Fraction of agent calls still INCALL (disposition not yet submitted). */
+  /** Fraction of agent-handled calls still INCALL (hung up, disposition not yet submitted), default 0. */
   incallFraction?: number;
-  /** Fraction of rows with NULL/empty phone numbers, odd comments and long texts. */
+  /** Fraction of rows with NULL or empty phone numbers, quotes/backslashes/emoji or 255-character comments, default 0. */
   awkwardFraction?: number;
+  /** Dialer servers, each with its own uniqueid counter, default 3. */
   servers?: number;
 }
 
-function pick(random: () => number): string {
-  let roll = random() * STATUS_MIX.reduce((a, [, w]) => a + w, 0);
-  for (const [status, weight] of STATUS_MIX) {
-    roll -= weight;
-    if (roll < 0) return status;
-  }
-  return 'NA';
-}
+// Counters far apart and some just below a power of ten, so one second's uniqueids mix lengths
+// ("x.98" > "x.10012" as strings) and a counter crosses a digit boundary during a run.
+const COUNTER_BASES = [95, 9_970, 99_900, 4_321, 712_000];
 
-/** Deterministic for a seed; end epochs spread over [fromEpoch, toEpoch] in clusters of ties. */
+/**
+ * Deterministic for a seed. Rows come in the order VICIdial would insert them: dialer outcomes when
+ * they end, agent calls when they connect; lead_id increases in that order.
+ */
 export function generateCalls(opts: GenerateOptions): VicidialLogRow[] {
+  const { count, fromEpoch, toEpoch } = opts;
+  if (!Number.isInteger(count) || count < 0)
+    throw new Error(`count must be a non-negative integer: ${count}`);
   const random = seededRandom(opts.seed ?? 1);
-  const campaigns = opts.campaigns ?? ['SALESA', 'SALESB', 'RETENT'];
-  const servers = opts.servers ?? 3;
+  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const campaigns = opts.campaigns?.length ? opts.campaigns : ['SALESA', 'SALESB', 'RETENT'];
+  const servers = Math.max(1, Math.floor(opts.servers ?? 3));
   const ties = Math.max(1, opts.tiesPerSecond ?? 4);
-  const counters = Array.from({ length: servers }, (_, i) => 100 + i * 7);
-  const span = Math.max(1, opts.toEpoch - opts.fromEpoch);
-  const rows: VicidialLogRow[] = [];
-  for (let i = 0; i < opts.count; i++) {
-    // Calls cluster on shared seconds: pick a second, then up to ~2x `ties` calls land on it.
-    const cluster = Math.floor(random() * Math.max(1, Math.floor((opts.count / ties) * 1.0)));
-    const end = opts.fromEpoch + Math.floor((cluster / Math.max(1, opts.count / ties)) * span);
-    let status = pick(random);
+  const incallFraction = opts.incallFraction ?? 0;
+  const awkwardFraction = opts.awkwardFraction ?? 0;
+  // An empty or inverted range (a caller's "from the cursor to now" right after a run) puts every call
+  // on fromEpoch rather than failing.
+  const span = Math.max(1, toEpoch - fromEpoch + 1);
+  // Calls land in `slots` shared seconds, `ties` per slot on average; slots spread evenly over the span.
+  const slots = Math.max(1, Math.round(count / ties));
+
+  const drafts: { row: VicidialLogRow; server: number; insertAt: number; index: number }[] = [];
+  for (let index = 0; index < count; index++) {
+    // Every row draws the same number of values whatever the options, so changing a fraction changes
+    // only the rows it concerns, not the whole data set.
+    const end = fromEpoch + Math.floor((int(0, slots - 1) * span) / slots);
+    let status = pickStatus(random());
     const auto = AUTO_STATUSES.has(status);
-    const length = auto ? 1 + Math.floor(random() * 30) : 20 + Math.floor(random() * 880);
-    if (!auto && random() < (opts.incallFraction ?? 0)) status = 'INCALL';
-    const server = Math.floor(random() * servers);
-    counters[server] = (counters[server] ?? 0) + 1 + Math.floor(random() * 3);
+    const length = auto ? int(1, 30) : int(20, 900);
+    const incall = random() < incallFraction;
+    const server = int(0, servers - 1);
+    const listId = int(1000, 1005);
+    const campaign = campaigns[int(0, campaigns.length - 1)] ?? 'SALESA';
+    const phone = `${int(2, 9)}${int(0, 99).toString().padStart(2, '0')}${int(2, 9)}${int(0, 999_999)
+      .toString()
+      .padStart(6, '0')}`;
+    const agent = `agent${String(int(1, 40)).padStart(3, '0')}`;
+    const manual = random() < 0.1;
+    const reasonRoll = random();
+    const calledCount = int(1, 8);
+    const awkward = random() < awkwardFraction;
+    const awkwardKind = int(0, 3);
+
+    if (!auto && incall) status = 'INCALL';
     const start = end - length;
     const row: VicidialLogRow = {
-      uniqueid: `${start}.${server}${counters[server]}`,
-      lead_id: 200_000 + i,
-      list_id: 1000 + Math.floor(random() * 6),
-      campaign_id: campaigns[Math.floor(random() * campaigns.length)] ?? 'SALESA',
+      uniqueid: '',
+      lead_id: 0,
+      list_id: listId,
+      campaign_id: campaign,
       call_date: null,
       start_epoch: start,
       end_epoch: end,
       length_in_sec: length,
       status,
       phone_code: '1',
-      phone_number: String(2000000000 + Math.floor(random() * 7999999999)),
-      user: auto ? 'VDAD' : `agent${String(1 + Math.floor(random() * 40)).padStart(3, '0')}`,
-      comments: auto ? null : random() < 0.3 ? 'callback requested' : null,
+      phone_number: phone,
+      user: auto ? 'VDAD' : agent,
+      comments: !auto && manual ? 'MANUAL' : 'AUTO',
       processed: 'N',
       user_group: 'AGENTS',
-      term_reason: auto ? (status === 'DROP' ? 'ABANDON' : 'NONE') : random() < 0.5 ? 'CALLER' : 'AGENT',
+      term_reason: termReason(status, auto, reasonRoll),
       alt_dial: 'MAIN',
-      called_count: 1 + Math.floor(random() * 8),
+      called_count: calledCount,
     };
-    if (random() < (opts.awkwardFraction ?? 0)) {
-      const kind = Math.floor(random() * 4);
-      if (kind === 0) row.phone_number = null;
-      else if (kind === 1) row.phone_number = '';
-      else if (kind === 2) row.comments = AWKWARD_COMMENTS;
-      else row.comments = 'x'.repeat(200) + AWKWARD_COMMENTS.repeat(2).slice(0, 50);
+    if (awkward) {
+      if (awkwardKind === 0) row.phone_number = null;
+      else if (awkwardKind === 1) row.phone_number = '';
+      else if (awkwardKind === 2) row.comments = AWKWARD_COMMENTS;
+      else row.comments = LONG_COMMENTS;
     }
-    rows.push(row);
+    drafts.push({ row, server, insertAt: auto ? end : start, index });
   }
-  // Unique ids even when two generated calls collide on start second and counter.
-  const seen = new Set<string>();
-  for (const row of rows) {
-    while (seen.has(row.uniqueid)) row.uniqueid = `${row.uniqueid}1`.slice(0, 20);
-    seen.add(row.uniqueid);
+
+  // Asterisk numbers channels as they start, so each server's counter follows start order, not end order.
+  const counters = Array.from(
+    { length: servers },
+    (_, s) => (COUNTER_BASES[s % COUNTER_BASES.length] ?? 100) * (1 + Math.floor(s / COUNTER_BASES.length)),
+  );
+  const used = new Set<string>();
+  const byStart = [...drafts].sort(
+    (a, b) => (a.row.start_epoch ?? 0) - (b.row.start_epoch ?? 0) || a.index - b.index,
+  );
+  for (const d of byStart) {
+    // Several channels (customer leg, agent leg, local channels) take numbers per call.
+    let uniqueid: string;
+    do {
+      counters[d.server] = (counters[d.server] ?? 0) + int(1, 4);
+      uniqueid = `${d.row.start_epoch}.${counters[d.server]}`;
+    } while (used.has(uniqueid));
+    used.add(uniqueid);
+    d.row.uniqueid = uniqueid;
   }
-  return rows;
+
+  drafts.sort((a, b) => a.insertAt - b.insertAt || a.index - b.index);
+  return drafts.map((d, i) => {
+    d.row.lead_id = 200_000 + i;
+    return d.row;
+  });
+}
+
+function pickStatus(roll: number): string {
+  let left = roll * 100;
+  for (const [status, percent] of STATUS_MIX) {
+    left -= percent;
+    if (left < 0) return status;
+  }
+  return 'NA';
+}
+
+function termReason(status: string, auto: boolean, roll: number): VicidialLogRow['term_reason'] {
+  if (!auto) return roll < 0.55 ? 'CALLER' : 'AGENT';
+  switch (status) {
+    case 'DROP':
+      return roll < 0.7 ? 'ABANDON' : 'QUEUETIMEOUT';
+    case 'PU':
+      return 'CALLER';
+    case 'PM':
+      return 'SYSTEM';
+    default:
+      return 'NONE';
+  }
 }
 
 const COLUMNS = [
@@ -190,25 +273,31 @@ const COLUMNS = [
 ] as const;
 
 /**
- * Inserts rows with parameterized multi-row INSERTs. call_date is computed by the database
- * (FROM_UNIXTIME in its session zone) unless given, as VICIdial writes it in the server's local time.
+ * Multi-row parameterized INSERTs. call_date is never computed on this host: the database evaluates
+ * FROM_UNIXTIME(start_epoch) in its session zone, as VICIdial's call_date is the server's local time.
+ * An explicit row.call_date is kept unless `timeZoneAware` is true, which always lets the database
+ * compute it.
  */
 export async function insertCalls(
   conn: Connection | Pool,
   rows: readonly VicidialLogRow[],
-  options: { chunkSize?: number } = {},
+  options: { chunkSize?: number; timeZoneAware?: boolean } = {},
 ): Promise<void> {
-  const chunkSize = options.chunkSize ?? 1000;
-  const tuple = `(${COLUMNS.map(() => '?').join(', ')}, COALESCE(?, FROM_UNIXTIME(?)))`;
+  const chunkSize = Math.max(1, Math.floor(options.chunkSize ?? 1000));
+  const callDate = options.timeZoneAware ? 'FROM_UNIXTIME(?)' : 'COALESCE(?, FROM_UNIXTIME(?))';
+  const tuple = `(${COLUMNS.map(() => '?').join(', ')}, ${callDate})`;
+  const columnList = [...COLUMNS, 'call_date'].map((c) => `\`${c}\``).join(', ');
   for (let i = 0; i < rows.length; i += chunkSize) {
     const chunk = rows.slice(i, i + chunkSize);
     const values: unknown[] = [];
     for (const row of chunk) {
       for (const c of COLUMNS) values.push(row[c]);
-      values.push(row.call_date, row.start_epoch);
+      if (!options.timeZoneAware) values.push(row.call_date);
+      values.push(row.start_epoch);
     }
+    // query(), not execute(): client-side placeholders have no 65,535-parameter limit per statement.
     await conn.query(
-      `INSERT INTO vicidial_log (${COLUMNS.map((c) => `\`${c}\``).join(', ')}, call_date) VALUES ${chunk.map(() => tuple).join(', ')}`,
+      `INSERT INTO vicidial_log (${columnList}) VALUES ${chunk.map(() => tuple).join(', ')}`,
       values,
     );
   }
