@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Aspects, type Stack } from 'aws-cdk-lib';
+import { App, Aspects, type Stack, Stage } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -180,6 +182,33 @@ describe('the stack from the checked-in cdk.json', () => {
     const out = template.findOutputs('InvokeExample');
     expect(JSON.stringify(out)).toContain('aws lambda invoke');
     expect(JSON.stringify(out)).toContain('{\\"action\\":\\"status\\",\\"syncId\\":\\"main\\"}');
+  });
+
+  it('bundles a handler that loads as Lambda loads it and names a missing setting', async () => {
+    const assembly = (Stage.of(stack) as Stage).synth();
+    const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0] as {
+      Properties: { Code: { S3Key: string } };
+    };
+    const asset = join(assembly.directory, `asset.${fn.Properties.Code.S3Key.replace(/\.zip$/, '')}`);
+    // Lambda has no package.json around the bundle: load it as CommonJS from a directory of its own.
+    const dir = mkdtempSync(join(tmpdir(), 'did-sync-bundle-'));
+    cpSync(asset, dir, { recursive: true });
+    const mod = createRequire(join(dir, 'index.js'))(join(dir, 'index.js')) as {
+      handler: (e: unknown, c: unknown) => Promise<unknown>;
+    };
+    expect(typeof mod.handler).toBe('function');
+    const saved = process.env.CHECKPOINT_TABLE;
+    delete process.env.CHECKPOINT_TABLE;
+    try {
+      await expect(
+        mod.handler(
+          { syncId: 'main' },
+          { getRemainingTimeInMillis: () => 1000, awsRequestId: 'r', functionVersion: '1' },
+        ),
+      ).rejects.toThrow('CHECKPOINT_TABLE: is required (the DynamoDB table holding checkpoints)');
+    } finally {
+      if (saved !== undefined) process.env.CHECKPOINT_TABLE = saved;
+    }
   });
 
   it('holds no secret value anywhere', () => {

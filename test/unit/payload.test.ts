@@ -75,3 +75,14 @@ describe('isTransient', () => {
     expect(isTransient({ status: null }, transient)).toBe(false);
   });
 });
+
+describe('User-Agent version', () => {
+  it('matches package.json', async () => {
+    const { VERSION } = await import('../../functions/sync/version');
+    const { readFileSync } = await import('node:fs');
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    expect(VERSION).toBe(pkg.version);
+  });
+});
