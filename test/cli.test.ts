@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { insertCalls, makeCall } from './support/sample-calls';
-import { type Harness, startHarness, TEST_KEY } from './support/sync-harness';
+import { type Harness, startHarness } from './support/sync-harness';
 
 // Through the package.json bin entry, as an operator runs it.
 const CLI = join(import.meta.dirname, '..', 'bin', 'did-sync.js');
@@ -55,19 +55,7 @@ let baseEnv: Record<string, string>;
 
 beforeAll(async () => {
   h = await startHarness(inject('mysqlUrl'), 'cli');
-  const url = new URL(h.dbUrl);
-  baseEnv = {
-    VICIDIAL_DB_HOST: url.hostname,
-    VICIDIAL_DB_PORT: url.port,
-    VICIDIAL_DB_USER: 'root',
-    VICIDIAL_DB_PASSWORD: '',
-    VICIDIAL_DB_NAME: url.pathname.slice(1),
-    DID_OPTIMIZER_API_URL: h.api.url,
-    API_KEY: TEST_KEY,
-    CHECKPOINT_TABLE: h.table,
-    DYNAMODB_ENDPOINT: h.dynamo.endpoint,
-    SETTLE_SECONDS: '0',
-  };
+  baseEnv = h.cliEnv();
 });
 afterAll(async () => {
   await h?.close();

@@ -203,85 +203,76 @@ export class CheckpointStore {
   }
 
   /**
-   * Moves the cursor from `previous` to `next` and stores the pending list, renewing the lease. The
-   * condition on owner, fence and previous cursor makes a stale run's write fail instead of rewinding or
-   * double-advancing the checkpoint.
+   * A write that only the lease holder can make: conditioned on owner and fencing token (and whatever
+   * `condition` adds), so a run that lost its lease fails here instead of overwriting its successor.
    */
-  async advance(
+  private async fencedUpdate(
     lease: Lease,
-    previous: Cursor,
-    next: Cursor,
-    pending: readonly PendingCall[],
-    leaseMs: number,
+    operation: string,
+    update: string,
+    values: Record<string, AttributeValue>,
+    condition = '',
   ): Promise<void> {
     try {
       await this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: this.key(lease.syncId, CHECKPOINT_SK),
-          UpdateExpression:
-            'SET cursorEpoch = :e, cursorUid = :u, pending = :p, leaseExpiresAt = :exp, updatedAt = :t',
-          ConditionExpression:
-            'leaseOwner = :owner AND fence = :fence AND cursorEpoch = :pe AND cursorUid = :pu',
-          ExpressionAttributeValues: {
-            ':e': n(next.endEpoch),
-            ':u': s(next.uniqueid),
-            ':p': pendingToAttr(pending),
-            ':exp': n(this.now() + leaseMs),
-            ':t': s(new Date(this.now()).toISOString()),
-            ':owner': s(lease.owner),
-            ':fence': n(lease.fence),
-            ':pe': n(previous.endEpoch),
-            ':pu': s(previous.uniqueid),
-          },
+          UpdateExpression: update,
+          ConditionExpression: `leaseOwner = :owner AND fence = :fence${condition}`,
+          ExpressionAttributeValues: { ...values, ':owner': s(lease.owner), ':fence': n(lease.fence) },
         }),
       );
     } catch (error) {
-      if (isConditionFailure(error)) throw new LeaseLostError(lease.syncId, 'checkpoint');
+      if (isConditionFailure(error)) throw new LeaseLostError(lease.syncId, operation);
       throw error;
     }
   }
 
-  async renew(lease: Lease, leaseMs: number): Promise<void> {
-    try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: this.key(lease.syncId, CHECKPOINT_SK),
-          UpdateExpression: 'SET leaseExpiresAt = :exp',
-          ConditionExpression: 'leaseOwner = :owner AND fence = :fence',
-          ExpressionAttributeValues: {
-            ':exp': n(this.now() + leaseMs),
-            ':owner': s(lease.owner),
-            ':fence': n(lease.fence),
-          },
-        }),
-      );
-    } catch (error) {
-      if (isConditionFailure(error)) throw new LeaseLostError(lease.syncId, 'lease renewal');
-      throw error;
-    }
+  /**
+   * Moves the cursor from `previous` to `next` and stores the pending list, renewing the lease. The
+   * condition on the previous cursor as well makes a stale write fail instead of rewinding or
+   * double-advancing the checkpoint.
+   */
+  advance(
+    lease: Lease,
+    previous: Cursor,
+    next: Cursor,
+    pending: readonly PendingCall[],
+    leaseMs: number,
+  ): Promise<void> {
+    return this.fencedUpdate(
+      lease,
+      'checkpoint',
+      'SET cursorEpoch = :e, cursorUid = :u, pending = :p, leaseExpiresAt = :exp, updatedAt = :t',
+      {
+        ':e': n(next.endEpoch),
+        ':u': s(next.uniqueid),
+        ':p': pendingToAttr(pending),
+        ':exp': n(this.now() + leaseMs),
+        ':t': s(new Date(this.now()).toISOString()),
+        ':pe': n(previous.endEpoch),
+        ':pu': s(previous.uniqueid),
+      },
+      ' AND cursorEpoch = :pe AND cursorUid = :pu',
+    );
+  }
+
+  renew(lease: Lease, leaseMs: number): Promise<void> {
+    return this.fencedUpdate(lease, 'lease renewal', 'SET leaseExpiresAt = :exp', {
+      ':exp': n(this.now() + leaseMs),
+    });
   }
 
   /** Frees the lease so the next tick need not wait for it to expire; records how the run ended. */
   async release(lease: Lease, lastRun: LastRun): Promise<boolean> {
     try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: this.key(lease.syncId, CHECKPOINT_SK),
-          UpdateExpression: 'REMOVE leaseOwner, leaseExpiresAt SET lastRun = :r',
-          ConditionExpression: 'leaseOwner = :owner AND fence = :fence',
-          ExpressionAttributeValues: {
-            ':r': s(JSON.stringify(lastRun)),
-            ':owner': s(lease.owner),
-            ':fence': n(lease.fence),
-          },
-        }),
-      );
+      await this.fencedUpdate(lease, 'release', 'REMOVE leaseOwner, leaseExpiresAt SET lastRun = :r', {
+        ':r': s(JSON.stringify(lastRun)),
+      });
       return true;
     } catch (error) {
-      if (isConditionFailure(error)) return false;
+      if (error instanceof LeaseLostError) return false;
       throw error;
     }
   }

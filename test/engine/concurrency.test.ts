@@ -4,7 +4,7 @@ import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createDynamoClient } from '../../functions/sync/wiring';
 import { insertCalls, makeCall } from '../support/sample-calls';
-import { type Harness, startHarness, TEST_KEY } from '../support/sync-harness';
+import { type Harness, startHarness } from '../support/sync-harness';
 
 let h: Harness;
 
@@ -71,24 +71,14 @@ describe('crash between posting and checkpointing', () => {
   it('loses nothing and re-sends at most the calls since the last checkpoint', async () => {
     const env = await calls(400, 'crash');
     h.api.setLatency(10);
-    const url = new URL(h.dbUrl);
     const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/did-sync.js'), 'run'], {
       env: {
         PATH: process.env.PATH,
+        ...h.cliEnv(),
         ...env,
         BATCH_SIZE: '200',
         CONCURRENCY: '4',
         CHECKPOINT_INTERVAL_MS: '300',
-        SETTLE_SECONDS: '0',
-        VICIDIAL_DB_HOST: url.hostname,
-        VICIDIAL_DB_PORT: url.port,
-        VICIDIAL_DB_USER: 'root',
-        VICIDIAL_DB_PASSWORD: '',
-        VICIDIAL_DB_NAME: url.pathname.slice(1),
-        DID_OPTIMIZER_API_URL: h.api.url,
-        API_KEY: TEST_KEY,
-        CHECKPOINT_TABLE: h.table,
-        DYNAMODB_ENDPOINT: h.dynamo.endpoint,
         POWERTOOLS_LOG_LEVEL: 'SILENT',
       },
       stdio: 'ignore',

@@ -24,6 +24,8 @@ export interface Harness {
   readonly store: CheckpointStore;
   readonly table: string;
   settings(env?: Env): SyncSettings;
+  /** Settings for the `did-sync` command pointed at this harness's database, API and DynamoDB. */
+  cliEnv(): Record<string, string>;
   dbSource(): DbCredentialSource;
   createSync(env?: Env, options?: { keys?: ApiKeyProvider; apiUrl?: string; db?: DbCredentialSource }): Sync;
   run(
@@ -66,6 +68,19 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
     table,
     settings: (env = {}) => parseSyncSettings({ CHECKPOINT_INTERVAL_MS: '200', SETTLE_SECONDS: '0', ...env }),
     dbSource: () => staticCredentials(dbSettings),
+    cliEnv: () => ({
+      VICIDIAL_DB_HOST: dbSettings.host,
+      VICIDIAL_DB_PORT: String(dbSettings.port),
+      VICIDIAL_DB_USER: dbSettings.user,
+      VICIDIAL_DB_PASSWORD: dbSettings.password,
+      VICIDIAL_DB_NAME: dbSettings.database,
+      DID_OPTIMIZER_API_URL: api.url,
+      API_KEY: TEST_KEY,
+      CHECKPOINT_TABLE: table,
+      DYNAMODB_ENDPOINT: dynamo.endpoint,
+      SETTLE_SECONDS: '0',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    }),
     createSync(env = {}, options = {}) {
       const sync = createSync({
         settings: harness.settings(env),
