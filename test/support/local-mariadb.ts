@@ -1,9 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
+import type { DbSettings } from '../../functions/sync/settings';
 
 /**
  * A throwaway MariaDB server for tests, the demo and the benchmark: Debian's own `mariadbd`
@@ -102,10 +103,16 @@ async function startOnce(options: { timeZone?: string }): Promise<LocalMariaDb> 
   }
   const port = await freePort();
   const socket = join(dir, 'sock');
+  // A tmpdir of its own: mariadbd deletes the #sql* files it finds in its tmpdir at start-up, so with the
+  // shared /tmp a second throwaway server (another test file, the bench, a CI run) would delete the
+  // filesort and temporary-table files of a server already at work.
+  const scratch = join(dir, 'tmp');
+  mkdirSync(scratch);
   const args = [
     '--no-defaults',
     `--datadir=${datadir}`,
     `--socket=${socket}`,
+    `--tmpdir=${scratch}`,
     `--port=${port}`,
     '--bind-address=127.0.0.1',
     '--user=root',
@@ -168,4 +175,17 @@ export async function createVicidialDatabase(serverUrl: string, name: string): P
   const u = new URL(serverUrl);
   u.pathname = `/${name}`;
   return u.toString();
+}
+
+/** The engine's database settings for a `mysql://user:password@host:port/database` URL of these helpers. */
+export function dbSettingsOf(databaseUrl: string): DbSettings {
+  const url = new URL(databaseUrl);
+  return {
+    host: url.hostname,
+    port: Number(url.port),
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database: decodeURIComponent(url.pathname.slice(1)),
+    charset: 'utf8mb4',
+  };
 }

@@ -9,7 +9,7 @@ import { type Env, parseSyncSettings, type SyncSettings } from '../../functions/
 import { createDynamoClient, createSync, type Sync } from '../../functions/sync/wiring';
 import { type FakeDidApi, startFakeDidApi } from './fake-did-api';
 import { type LocalDynamoDb, startLocalDynamoDb } from './local-dynamodb';
-import { createVicidialDatabase } from './local-mariadb';
+import { createVicidialDatabase, dbSettingsOf } from './local-mariadb';
 
 /**
  * Real parts for engine tests: a fresh database on the shared MariaDB server, a dynalite DynamoDB, and
@@ -48,15 +48,7 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
   const client = createDynamoClient({ table, region: 'us-east-1', endpoint: dynamo.endpoint });
   const store = new CheckpointStore(client, table);
   await store.ensureTable();
-  const url = new URL(dbUrl);
-  const dbSettings = {
-    host: url.hostname,
-    port: Number(url.port),
-    user: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password),
-    database: dbName,
-    charset: 'utf8mb4',
-  };
+  const dbSettings = dbSettingsOf(dbUrl);
   const syncs: Sync[] = [];
 
   const harness: Harness = {
