@@ -152,7 +152,7 @@ async function main(argv: string[]): Promise<number> {
         });
         try {
           if (command === 'dead-letters') {
-            const summary = await replayDeadLetters({ ...sync, store }, settings.syncId);
+            const summary = await replayDeadLetters(sync);
             process.stdout.write(
               `replayed ${summary.total - summary.notAttempted} of ${summary.total}: delivered ${summary.delivered}, still rejected ${summary.stillRejected}${summary.stoppedBy ? `, stopped: ${summary.stoppedBy}` : ''}\n`,
             );

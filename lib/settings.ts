@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CAMPAIGN_ID, SYNC_ID, SYNC_ID_RULE } from '../functions/sync/settings';
 
 /**
  * The stack's settings, read from cdk.json's `context` (or `-c key=value`) and validated at synth,
@@ -17,12 +18,12 @@ const secretArn = z
   );
 
 const campaignList = z.array(
-  z.string().regex(/^[A-Za-z0-9_-]{1,8}$/, 'must be VICIdial campaign ids (1-8 letters, digits, _ or -)'),
+  z.string().regex(CAMPAIGN_ID, 'must be VICIdial campaign ids (1-8 letters, digits, _ or -)'),
 );
 
 const syncSchema = z
   .object({
-    id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"'),
+    id: z.string().regex(SYNC_ID, SYNC_ID_RULE),
     apiSecretArn: secretArn,
     schedule: z
       .string()

@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { SYNC_ID, SYNC_ID_RULE } from '../sync/settings';
 
 /**
  * What the function accepts: EventBridge Scheduler's `{"syncId": ...}`, or an operator's manual
  * invoke with an `action`. Anything else is refused before any side effect.
  */
-const syncId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"');
+const syncId = z.string().regex(SYNC_ID, SYNC_ID_RULE);
 const instant = z.union([z.string().min(1), z.number().int().nonnegative()]);
 
 const scheduled = z.object({ syncId }).strict();

@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import {
+  boolSetting,
   type Env,
   intSetting,
   parseCheckpointSettings,
   parseSyncSettings,
   requiredSetting,
   SettingError,
+  SYNC_ID,
+  SYNC_ID_RULE,
   type SyncSettings,
 } from '../sync/settings';
 
@@ -15,7 +18,7 @@ import {
  * with the same names and defaults as the CLI's.
  */
 const syncEntry = z.object({
-  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  id: z.string().regex(SYNC_ID, SYNC_ID_RULE),
   apiSecretArn: z.string().min(1),
   apiUrl: z.string().optional(),
   campaigns: z.array(z.string()).optional(),
@@ -33,6 +36,8 @@ export interface LambdaSettings {
   readonly region: string;
   readonly endpoint: string | undefined;
   readonly secretsTtlMs: number;
+  /** ALLOW_INSECURE_API: plain http to a non-loopback API (a VPN or private link), for every sync. */
+  readonly allowInsecureApi: boolean;
   readonly env: Env;
 }
 
@@ -62,10 +67,7 @@ export function parseLambdaSettings(env: Env): LambdaSettings {
       syncSettings({ env, syncs }, entry.id);
     } catch (error) {
       if (error instanceof SettingError)
-        throw new SettingError(
-          `${error.setting} (sync "${entry.id}")`,
-          error.message.slice(error.setting.length + 2),
-        );
+        throw new SettingError(`${error.setting} (sync "${entry.id}")`, error.reason);
       throw error;
     }
   }
@@ -76,6 +78,7 @@ export function parseLambdaSettings(env: Env): LambdaSettings {
     region: checkpoint.region,
     endpoint: checkpoint.endpoint,
     secretsTtlMs: intSetting(env, 'SECRETS_CACHE_TTL_SECONDS', '300', 0, 86400) * 1000,
+    allowInsecureApi: boolSetting(env, 'ALLOW_INSECURE_API', false),
     env,
   };
 }

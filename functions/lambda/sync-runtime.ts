@@ -6,7 +6,7 @@ import { VicidialDbConnection } from '../sync/db-connection';
 import { type RunSummary, runSync } from '../sync/engine';
 import { PowertoolsSyncLog } from '../sync/log';
 import { listDeadLetters, readStatus, replayDeadLetters, resetCheckpoint } from '../sync/operations';
-import { boolSetting, type Env, parseInstant, SettingError, validateApiUrl } from '../sync/settings';
+import { type Env, parseInstant, SettingError, validateApiUrl } from '../sync/settings';
 import { createDynamoClient, createSync, type Sync } from '../sync/wiring';
 import { InvalidInvocationError, type Invocation, parseInvocation } from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
@@ -38,14 +38,12 @@ export class SyncRuntime {
   private readonly store: CheckpointStore;
   private readonly connection: VicidialDbConnection;
   private readonly log: PowertoolsSyncLog;
-  private readonly allowInsecureApi: boolean;
 
   constructor(
     env: Env,
     private readonly deps: RuntimeDeps,
   ) {
     this.settings = parseLambdaSettings(env);
-    this.allowInsecureApi = boolSetting(env, 'ALLOW_INSECURE_API', false);
     this.cache = new SecretCache(
       deps.secrets ?? new SecretsManagerClient({ region: this.settings.region }),
       this.settings.secretsTtlMs,
@@ -92,8 +90,7 @@ export class SyncRuntime {
       }
       case 'dead-letters': {
         if (invocation.replay) {
-          const sync = await this.createSync(invocation.syncId);
-          return replayDeadLetters({ ...sync, store: this.store }, invocation.syncId);
+          return replayDeadLetters(await this.createSync(invocation.syncId));
         }
         const letters = await listDeadLetters(this.store, invocation.syncId);
         // A Lambda response is capped at 6 MB: show the oldest letters and the total.
@@ -133,10 +130,9 @@ export class SyncRuntime {
     return createSync({
       settings: syncSettings(this.settings, syncId),
       api: {
-        url: validateApiUrl(`apiUrl (sync "${syncId}")`, url, this.allowInsecureApi),
-        allowInsecure: this.allowInsecureApi,
+        url: validateApiUrl(`apiUrl (sync "${syncId}")`, url, this.settings.allowInsecureApi),
+        allowInsecure: this.settings.allowInsecureApi,
       },
-      db: new SecretDbCredentials(this.cache, this.settings.dbSecretArn),
       keys: secretApiKey(this.cache, entry.apiSecretArn),
       checkpoints: this.store,
       log: this.log,

@@ -92,6 +92,8 @@ export class LeaseHeldError extends Error {
 }
 
 const CHECKPOINT_SK = 'checkpoint';
+/** Nobody holds the lease, or its holder let it expire (crashed, or timed out without releasing). */
+const LEASE_FREE = 'attribute_not_exists(leaseOwner) OR leaseExpiresAt < :now';
 const DEAD_LETTER_PREFIX = 'deadletter#';
 
 const pk = (syncId: string) => `sync#${syncId}`;
@@ -178,7 +180,7 @@ export class CheckpointStore {
             'SET fence = if_not_exists(fence, :zero) + :one, leaseOwner = :owner, leaseExpiresAt = :exp, ' +
             'cursorEpoch = if_not_exists(cursorEpoch, :e), cursorUid = if_not_exists(cursorUid, :u), ' +
             'pending = if_not_exists(pending, :none), syncId = :sid',
-          ConditionExpression: 'attribute_not_exists(leaseOwner) OR leaseExpiresAt < :now',
+          ConditionExpression: LEASE_FREE,
           ExpressionAttributeValues: {
             ':zero': n(0),
             ':one': n(1),
@@ -291,9 +293,7 @@ export class CheckpointStore {
           UpdateExpression:
             'SET cursorEpoch = :e, cursorUid = :u, fence = if_not_exists(fence, :zero) + :one, ' +
             'pending = if_not_exists(pending, :none), syncId = :sid, updatedAt = :t REMOVE leaseOwner, leaseExpiresAt',
-          ...(force
-            ? {}
-            : { ConditionExpression: 'attribute_not_exists(leaseOwner) OR leaseExpiresAt < :now' }),
+          ...(force ? {} : { ConditionExpression: LEASE_FREE }),
           ExpressionAttributeValues: {
             ':e': n(cursor.endEpoch),
             ':u': s(cursor.uniqueid),
@@ -341,7 +341,8 @@ export class CheckpointStore {
     );
   }
 
-  async *deadLetters(syncId: string): AsyncGenerator<DeadLetter> {
+  /** The sync's dead-letter items, a query page at a time (a page holds at most 1 MB). */
+  private async *deadLetterPages(syncId: string, select?: 'COUNT') {
     let startKey: Record<string, AttributeValue> | undefined;
     do {
       const out = await this.client.send(
@@ -351,9 +352,17 @@ export class CheckpointStore {
           ExpressionAttributeValues: { ':pk': s(pk(syncId)), ':prefix': s(DEAD_LETTER_PREFIX) },
           ExclusiveStartKey: startKey,
           ConsistentRead: true,
+          ...(select ? { Select: select } : {}),
         }),
       );
-      for (const item of out.Items ?? []) {
+      yield out;
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+  }
+
+  async *deadLetters(syncId: string): AsyncGenerator<DeadLetter> {
+    for await (const page of this.deadLetterPages(syncId)) {
+      for (const item of page.Items ?? []) {
         yield {
           syncId,
           uniqueid: str(item.uniqueid) ?? '',
@@ -367,26 +376,12 @@ export class CheckpointStore {
           attempts: num(item.attempts) ?? 1,
         };
       }
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
+    }
   }
 
   async countDeadLetters(syncId: string): Promise<number> {
     let count = 0;
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const out = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': s(pk(syncId)), ':prefix': s(DEAD_LETTER_PREFIX) },
-          Select: 'COUNT',
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      count += out.Count ?? 0;
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
+    for await (const page of this.deadLetterPages(syncId, 'COUNT')) count += page.Count ?? 0;
     return count;
   }
 

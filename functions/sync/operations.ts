@@ -1,12 +1,11 @@
-import type { ApiKeyProvider, DidOptimizerClient } from './api-client';
 import { CallDelivery } from './call-delivery';
 import type { CheckpointStore, DeadLetter, LastRun } from './checkpoint-store';
 import { type Cursor, cursorAt, lagSeconds } from './cursor';
+import type { SyncDeps } from './engine';
 import type { SyncLog } from './log';
 import { type CallResultPayload, payloadProblem, toPayload } from './payload';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy';
+import { DEFAULT_RETRY_POLICY } from './retry-policy';
 import { RunControl } from './run-control';
-import type { VicidialLog } from './vicidial-log';
 
 /** The operator's actions besides a run: status, reset and dead-letter handling, shared by CLI and handler. */
 
@@ -69,14 +68,11 @@ export async function listDeadLetters(store: CheckpointStore, syncId: string): P
   return out;
 }
 
-export interface ReplayDeps {
-  readonly store: CheckpointStore;
-  readonly calls: VicidialLog;
-  readonly api: DidOptimizerClient;
-  readonly keys: ApiKeyProvider;
-  readonly log: SyncLog;
-  readonly retryPolicy?: RetryPolicy;
-}
+/** The parts of a sync a replay needs: the same ones a run uses. */
+export type ReplayDeps = Pick<
+  SyncDeps,
+  'settings' | 'checkpoints' | 'calls' | 'api' | 'keys' | 'log' | 'retryPolicy'
+>;
 
 export interface ReplaySummary {
   readonly syncId: string;
@@ -92,8 +88,9 @@ export interface ReplaySummary {
  * or, when the row is gone, from the stored payload. Delivered letters are deleted; refused ones are
  * kept with the new answer. Transient trouble or a refused key stops the replay, keeping the rest.
  */
-export async function replayDeadLetters(deps: ReplayDeps, syncId: string): Promise<ReplaySummary> {
-  const letters = await listDeadLetters(deps.store, syncId);
+export async function replayDeadLetters(deps: ReplayDeps): Promise<ReplaySummary> {
+  const { syncId } = deps.settings;
+  const letters = await listDeadLetters(deps.checkpoints, syncId);
   const rows = new Map(
     (await deps.calls.readByUniqueid(letters.map((l) => l.uniqueid))).map((r) => [r.uniqueid, r]),
   );
@@ -119,7 +116,7 @@ export async function replayDeadLetters(deps: ReplayDeps, syncId: string): Promi
         : null;
     const keep = async (reason: string, httpStatus: number | null, excerpt: string | null) => {
       stillRejected++;
-      await deps.store.putDeadLetter({
+      await deps.checkpoints.putDeadLetter({
         ...letter,
         reason,
         httpStatus,
@@ -142,7 +139,7 @@ export async function replayDeadLetters(deps: ReplayDeps, syncId: string): Promi
     switch (result.kind) {
       case 'delivered':
         delivered++;
-        await deps.store.deleteDeadLetter(syncId, letter.uniqueid);
+        await deps.checkpoints.deleteDeadLetter(syncId, letter.uniqueid);
         deps.log.log('info', 'dead_letter_replayed', {
           syncId,
           uniqueid: letter.uniqueid,

@@ -9,7 +9,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export class SettingError extends Error {
   constructor(
     readonly setting: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`${setting}: ${reason}`);
     this.name = 'SettingError';
@@ -112,8 +112,11 @@ export function requiredSetting(env: Env, name: string, why = 'is required'): st
   return value;
 }
 
-const CAMPAIGN_ID = /^[A-Za-z0-9_-]{1,8}$/;
-const SYNC_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** VICIdial's campaign ids; the CLI, the function and the stack's settings all check against these. */
+export const CAMPAIGN_ID = /^[A-Za-z0-9_-]{1,8}$/;
+/** A sync id becomes part of DynamoDB keys, log fields and the schedule's name. */
+export const SYNC_ID = /^[A-Za-z0-9_-]{1,64}$/;
+export const SYNC_ID_RULE = 'must be 1-64 letters, digits, "_" or "-"';
 
 /** A comma list of campaign ids: bound as query parameters, so anything but an id is refused outright. */
 export function listSetting(env: Env, name: string, pattern: RegExp, what: string): string[] {
@@ -155,7 +158,7 @@ export function instantSetting(env: Env, name: string): number | undefined {
 export function parseSyncSettings(env: Env): SyncSettings {
   const d = SETTING_DEFAULTS;
   const syncId = raw(env, 'SYNC_ID') ?? d.SYNC_ID;
-  if (!SYNC_ID.test(syncId)) throw new SettingError('SYNC_ID', 'must be 1-64 letters, digits, "_" or "-"');
+  if (!SYNC_ID.test(syncId)) throw new SettingError('SYNC_ID', SYNC_ID_RULE);
   const campaigns = listSetting(env, 'CAMPAIGNS', CAMPAIGN_ID, 'campaign id');
   const excludeCampaigns = listSetting(env, 'EXCLUDE_CAMPAIGNS', CAMPAIGN_ID, 'campaign id');
   const overlap = campaigns.find((c) => excludeCampaigns.includes(c));

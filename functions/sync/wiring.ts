@@ -9,16 +9,17 @@ import { USER_AGENT } from './version';
 import { VicidialLog } from './vicidial-log';
 
 /** Builds the engine's parts from settings: the one place the CLI, the handler, the demo and the tests share. */
-export interface SyncParts {
+export type SyncParts = {
   readonly settings: SyncSettings;
   readonly api: ApiSettings;
-  readonly db: DbCredentialSource;
   readonly keys: ApiKeyProvider;
   readonly checkpoints: CheckpointStore;
   readonly log: SyncLog;
-  /** A connection kept across warm Lambda invocations; a new one otherwise. */
-  readonly connection?: VicidialDbConnection;
-}
+} & (
+  | { readonly db: DbCredentialSource; readonly connection?: undefined }
+  /** A connection kept across warm Lambda invocations, closed by its owner. */
+  | { readonly connection: VicidialDbConnection; readonly db?: undefined }
+);
 
 export interface Sync extends SyncDeps {
   readonly connection: VicidialDbConnection;
