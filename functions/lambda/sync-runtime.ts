@@ -28,6 +28,12 @@ export interface RuntimeDeps {
   readonly secrets?: SecretsManagerClient;
 }
 
+/** When to stop starting work: in time for in-flight posts to time out, the last writes and the answer. */
+function deadlineOf(sync: Sync, context: Pick<Context, 'getRemainingTimeInMillis'>): number {
+  const margin = sync.settings.apiTimeoutMs + 5_000;
+  return Date.now() + Math.max(0, context.getRemainingTimeInMillis() - margin);
+}
+
 /**
  * What a warm container keeps between invocations: settings, the secret cache, the DynamoDB client and
  * one database connection, so a run every minute reuses sockets and cached secrets.
@@ -90,7 +96,8 @@ export class SyncRuntime {
       }
       case 'dead-letters': {
         if (invocation.replay) {
-          return replayDeadLetters(await this.createSync(invocation.syncId));
+          const sync = await this.createSync(invocation.syncId);
+          return replayDeadLetters(sync, { deadline: deadlineOf(sync, context) });
         }
         const letters = await listDeadLetters(this.store, invocation.syncId);
         // A Lambda response is capped at 6 MB: show the oldest letters and the total.
@@ -104,12 +111,9 @@ export class SyncRuntime {
     context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>,
   ): Promise<RunSummary> {
     const sync = await this.createSync(invocation.syncId);
-    // Leave time for in-flight posts to time out, the last checkpoint and the lease release.
-    const margin = sync.settings.apiTimeoutMs + 5_000;
-    const deadline = Date.now() + Math.max(0, context.getRemainingTimeInMillis() - margin);
     const summary = await runSync(sync, {
       owner: `lambda:${context.awsRequestId}`,
-      deadline,
+      deadline: deadlineOf(sync, context),
       ...(invocation.action === 'sync' && invocation.dryRun ? { dryRun: true } : {}),
       ...(invocation.action === 'sync' && invocation.maxBatches ? { maxBatches: invocation.maxBatches } : {}),
     });

@@ -417,5 +417,6 @@ export class CheckpointStore {
       if (out.Table?.TableStatus === 'ACTIVE') return;
       await new Promise((r) => setTimeout(r, 100));
     }
+    throw new Error(`DynamoDB table "${this.tableName}" was created but did not become ACTIVE within 10 s`);
   }
 }

@@ -5,7 +5,7 @@ import type { SyncDeps } from './engine';
 import type { SyncLog } from './log';
 import { type CallResultPayload, payloadProblem, toPayload } from './payload';
 import { DEFAULT_RETRY_POLICY } from './retry-policy';
-import { RunControl } from './run-control';
+import { forEachConcurrent, RunControl } from './run-control';
 
 /** The operator's actions besides a run: status, reset and dead-letter handling, shared by CLI and handler. */
 
@@ -83,86 +83,92 @@ export interface ReplaySummary {
   readonly stoppedBy?: string;
 }
 
+export interface ReplayOptions {
+  /** Epoch ms after which no further letter is posted (a Lambda's remaining time); the rest wait. */
+  readonly deadline?: number;
+}
+
 /**
  * Posts every dead letter again, from the row as it is now (an operator may have fixed it in VICIdial)
- * or, when the row is gone, from the stored payload. Delivered letters are deleted; refused ones are
- * kept with the new answer. Transient trouble or a refused key stops the replay, keeping the rest.
+ * or, when the row is gone, from the stored payload, CONCURRENCY at a time with the run's retry policy.
+ * Delivered letters are deleted; refused ones are kept with the new answer. Transient trouble, a refused
+ * key or the deadline stops the replay, keeping the letters not yet attempted.
  */
-export async function replayDeadLetters(deps: ReplayDeps): Promise<ReplaySummary> {
-  const { syncId } = deps.settings;
+export async function replayDeadLetters(
+  deps: ReplayDeps,
+  options: ReplayOptions = {},
+): Promise<ReplaySummary> {
+  const { syncId, concurrency, apiMaxAttempts } = deps.settings;
   const letters = await listDeadLetters(deps.checkpoints, syncId);
   const rows = new Map(
     (await deps.calls.readByUniqueid(letters.map((l) => l.uniqueid))).map((r) => [r.uniqueid, r]),
   );
-  const control = new RunControl(undefined);
+  const control = new RunControl(options.deadline);
   const delivery = new CallDelivery(
     deps.api,
     deps.keys,
-    deps.retryPolicy ?? DEFAULT_RETRY_POLICY,
+    { ...(deps.retryPolicy ?? DEFAULT_RETRY_POLICY), maxAttempts: apiMaxAttempts },
     control,
     deps.log,
   );
   let delivered = 0;
   let stillRejected = 0;
   let attempted = 0;
-  for (const letter of letters) {
-    if (control.stopped) break;
-    attempted++;
-    const row = rows.get(letter.uniqueid);
-    const payload: CallResultPayload | null = row
-      ? toPayload(row)
-      : letter.payload
-        ? (JSON.parse(letter.payload) as CallResultPayload)
-        : null;
-    const keep = async (reason: string, httpStatus: number | null, excerpt: string | null) => {
-      stillRejected++;
-      await deps.checkpoints.putDeadLetter({
-        ...letter,
-        reason,
-        httpStatus,
-        responseExcerpt: excerpt,
-        payload: payload ? JSON.stringify(payload) : letter.payload,
-        attempts: letter.attempts + 1,
-      });
-      deps.log.log('warn', 'dead_letter_kept', { syncId, uniqueid: letter.uniqueid, reason, httpStatus });
-    };
-    if (!payload) {
-      await keep('row no longer in vicidial_log and no stored payload', null, null);
-      continue;
-    }
-    const problem = payloadProblem(payload);
-    if (problem) {
-      await keep(`invalid row: ${problem}`, null, null);
-      continue;
-    }
-    const result = await delivery.deliver(payload);
-    switch (result.kind) {
-      case 'delivered':
-        delivered++;
-        await deps.checkpoints.deleteDeadLetter(syncId, letter.uniqueid);
-        deps.log.log('info', 'dead_letter_replayed', {
-          syncId,
-          uniqueid: letter.uniqueid,
-          httpStatus: result.status,
-          duplicate: result.duplicate,
+  await forEachConcurrent(
+    letters,
+    concurrency,
+    () => !control.checkTime(),
+    async (letter) => {
+      attempted++;
+      const row = rows.get(letter.uniqueid);
+      const payload: CallResultPayload | null = row
+        ? toPayload(row)
+        : letter.payload
+          ? (JSON.parse(letter.payload) as CallResultPayload)
+          : null;
+      const keep = async (reason: string, httpStatus: number | null, excerpt: string | null) => {
+        stillRejected++;
+        await deps.checkpoints.putDeadLetter({
+          ...letter,
+          reason,
+          httpStatus,
+          responseExcerpt: excerpt,
+          payload: payload ? JSON.stringify(payload) : letter.payload,
+          attempts: letter.attempts + 1,
         });
-        break;
-      case 'rejected':
-        await keep(`rejected by the API: HTTP ${result.status}`, result.status, result.excerpt);
-        break;
-      case 'gave_up':
-        control.stop('api_unavailable', result.error);
-        attempted--;
-        break;
-      case 'auth_failed':
-        control.stop('api_auth', `HTTP ${result.status}`);
-        attempted--;
-        break;
-      case 'stopped':
-        attempted--;
-        break;
-    }
-  }
+        deps.log.log('warn', 'dead_letter_kept', { syncId, uniqueid: letter.uniqueid, reason, httpStatus });
+      };
+      if (!payload) return keep('row no longer in vicidial_log and no stored payload', null, null);
+      const problem = payloadProblem(payload);
+      if (problem) return keep(`invalid row: ${problem}`, null, null);
+      const result = await delivery.deliver(payload);
+      switch (result.kind) {
+        case 'delivered':
+          delivered++;
+          await deps.checkpoints.deleteDeadLetter(syncId, letter.uniqueid);
+          deps.log.log('info', 'dead_letter_replayed', {
+            syncId,
+            uniqueid: letter.uniqueid,
+            httpStatus: result.status,
+            duplicate: result.duplicate,
+          });
+          return;
+        case 'rejected':
+          return keep(`rejected by the API: HTTP ${result.status}`, result.status, result.excerpt);
+        case 'gave_up':
+          control.stop('api_unavailable', result.error);
+          attempted--;
+          return;
+        case 'auth_failed':
+          control.stop('api_auth', `HTTP ${result.status}`);
+          attempted--;
+          return;
+        case 'stopped':
+          attempted--;
+          return;
+      }
+    },
+  );
   return {
     syncId,
     total: letters.length,

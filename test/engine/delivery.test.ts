@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { staticApiKey } from '../../functions/sync/api-client';
+import { replayDeadLetters } from '../../functions/sync/operations';
 import { generateCalls, insertCalls, makeCall, setStatus } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
 
@@ -179,6 +180,37 @@ describe('payloads', () => {
     for await (const l of h.store.deadLetters('rejected')) letters.push(l);
     expect(letters[0]).toMatchObject({ httpStatus: 422, reason: 'rejected by the API: HTTP 422' });
     expect(letters[0]?.responseExcerpt).toContain('bad campaign');
+  });
+});
+
+describe('dead letters', () => {
+  it('replays a pile of dead letters in parallel once the API accepts them, and stops at a deadline', async () => {
+    const env = await freshSync('replay-pile');
+    const end = (await h.dbNow()) - 120;
+    const calls = Array.from({ length: 60 }, (_, i) => makeCall({ end_epoch: end - (i % 7) }, 7000 + i));
+    await insertCalls(h.db, calls);
+    // A misconfigured API refuses everything: the run dead-letters every call and moves on.
+    h.api.failWhen(() => true, { status: 404 });
+    const { summary } = await h.run(env);
+    expect(summary).toMatchObject({ outcome: 'completed', delivered: 0, deadLettered: 60 });
+    h.api.reset();
+
+    const sync = h.createSync({ ...env, CONCURRENCY: '8' });
+    const late = await replayDeadLetters(sync, { deadline: Date.now() - 1 });
+    expect(late).toMatchObject({ total: 60, delivered: 0, notAttempted: 60, stoppedBy: 'time_budget' });
+    expect(h.api.requestCount).toBe(0);
+
+    h.api.setLatency(10); // long enough for posts to overlap
+    const replay = await replayDeadLetters(sync);
+    expect(replay).toMatchObject({ total: 60, delivered: 60, stillRejected: 0, notAttempted: 0 });
+    expect(replay.stoppedBy).toBeUndefined();
+    expect(h.api.stored.size).toBe(60);
+    expect(h.api.duplicates()).toBe(0);
+    expect(h.api.maxInFlight).toBeGreaterThan(1);
+    expect(h.api.maxInFlight).toBeLessThanOrEqual(8);
+    const left = [];
+    for await (const l of h.store.deadLetters('replay-pile')) left.push(l);
+    expect(left).toHaveLength(0);
   });
 });
 
