@@ -19,7 +19,15 @@ const manual = z.discriminatedUnion('action', [
     })
     .strict(),
   z.object({ action: z.literal('status'), syncId }).strict(),
-  z.object({ action: z.literal('reset'), syncId, to: instant, force: z.boolean().optional() }).strict(),
+  z
+    .object({
+      action: z.literal('reset'),
+      syncId,
+      to: instant,
+      force: z.boolean().optional(),
+      withoutDatabase: z.boolean().optional(),
+    })
+    .strict(),
   z.object({ action: z.literal('dead-letters'), syncId, replay: z.boolean().optional() }).strict(),
 ]);
 
