@@ -16,7 +16,7 @@ export interface ReceivedCall {
 }
 
 export type Fault =
-  | { status: number; body?: string; retryAfter?: string }
+  | { status: number; body?: string; retryAfter?: string; headers?: Record<string, string> }
   | { hang: true }
   | { destroy: true };
 
@@ -110,12 +110,10 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
       req.socket.destroy();
       return;
     }
-    send(
-      res,
-      fault.status,
-      fault.body ?? { success: false, error: `scripted ${fault.status}` },
-      fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter },
-    );
+    send(res, fault.status, fault.body ?? { success: false, error: `scripted ${fault.status}` }, {
+      ...(fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter }),
+      ...(fault.headers ?? {}),
+    });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> => {
