@@ -203,6 +203,28 @@ async function deliveredBehind(cursor: { endEpoch: number; uniqueid: string } | 
   return (rows as { uniqueid: string }[]).filter((r) => delivered.has(r.uniqueid)).length;
 }
 
+describe('an answer that never came', () => {
+  it('retries a call whose request was sent but timed out, and counts that as ambiguous', async () => {
+    const { env, rows } = await calls('ambiguous', 30);
+    const slow = rows[3]?.uniqueid as string;
+    let first = true;
+    h.api.failWhen(
+      (b) => {
+        if (b.uniqueid !== slow || !first) return false;
+        first = false;
+        return true;
+      },
+      { storeThenWaitMs: 3_000 },
+    );
+    const { summary, log } = await h.run({ ...env, API_TIMEOUT_MS: '1000' }, production);
+    expect(summary).toMatchObject({ outcome: 'completed', delivered: 30, ambiguous: 1, parked: 0 });
+    expect(log.events('call_ambiguous')).toMatchObject([{ uniqueid: slow, attempt: 2 }]);
+    // The server had stored it: the one repeat a sync cannot avoid, and it says so.
+    expect(h.api.deliveredCount(slow)).toBe(2);
+    expect(postedTwice()).toBe(1);
+  });
+});
+
 describe('a misconfigured API URL', () => {
   it('never follows a redirect: the key reaches no other origin and no call counts as delivered', async () => {
     const seen: IncomingHttpHeaders[] = [];
