@@ -23,12 +23,15 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import { staticApiKey } from '../functions/sync/api-client';
 import { CheckpointStore } from '../functions/sync/checkpoint-store';
-import { type Cursor, cursorAfter, cursorAt, cursorOf, planSlice } from '../functions/sync/cursor';
+
 import { staticCredentials } from '../functions/sync/db-connection';
 import { type RunSummary, runSync } from '../functions/sync/engine';
 import type { LogFields, LogLevel, SyncLog } from '../functions/sync/log';
 import { parseConnectionSettings, parseSyncSettings, type SyncSettings } from '../functions/sync/settings';
-import { buildSliceQuery, TIME_ZONE_MARGIN_SECONDS } from '../functions/sync/vicidial-log';
+import { buildScanQuery, type ScanRead } from '../functions/sync/vicidial-log';
+
+const TIME_ZONE_MARGIN_SECONDS = 3600;
+
 import { createDynamoClient, createSync, type Sync } from '../functions/sync/wiring';
 import { type FakeDidApi, startFakeDidApi } from '../test/support/fake-did-api';
 import { type LocalDynamoDb, startLocalDynamoDb } from '../test/support/local-dynamodb';
@@ -275,35 +278,29 @@ async function walkEngine(
     minDurationSeconds: s.minDurationSeconds,
     campaigns: s.campaigns,
     excludeCampaigns: s.excludeCampaigns,
+    transientStatuses: [...s.transientStatuses],
   };
-  let cursor: Cursor = cursorAt(start);
+  // The engine's call_date-ordered scan: from LOOKBACK_SECONDS before the cursor, a chunk at a time.
+  let from: ScanRead['from'] = { epoch: start - s.lookbackSeconds };
   const reads: HandlerReads[] = [];
   const ms: number[] = [];
   let returned = 0;
   let plan = '';
   let planWithoutForce = '';
-  for (let i = 0; i < 1000; i++) {
-    const slice = planSlice(cursor, await dbNow(conn), s.settleSeconds, s.sliceSeconds);
-    if (!slice) break;
-    const { sql, values } = buildSliceQuery(
-      { cursor, sliceEnd: slice.sliceEnd, limit: s.batchSize, lookbackSeconds: s.lookbackSeconds },
-      filters,
-    );
+  const bound = (await dbNow(conn)) - s.settleSeconds;
+  for (let i = 0; i < 10_000; i++) {
+    const { sql, values } = buildScanQuery({ from, toEpoch: bound, limit: s.batchSize }, filters);
     if (i === 0) {
       plan = await explain(conn, sql, values);
       planWithoutForce = await explain(conn, sql.replace(' FORCE INDEX (call_date)', ''), values);
     }
-    const r = await measured<{ end_epoch: number | string; uniqueid: string }>(conn, sql, values);
+    const r = await measured<{ call_date: string }>(conn, sql, values);
     reads.push(r.reads);
     ms.push(r.ms);
     returned += r.rows.length;
     const last = r.rows[r.rows.length - 1];
-    if (r.rows.length < s.batchSize) {
-      if (slice.reachesSettleBound) break;
-      cursor = cursorAfter(slice.sliceEnd);
-    } else if (last) {
-      cursor = cursorOf({ end_epoch: Number(last.end_epoch), uniqueid: last.uniqueid });
-    }
+    if (!last || r.rows.length < s.batchSize) break;
+    from = { local: last.call_date, inclusive: false };
   }
   return summarize(tableRows, 'engine', layout, reads, ms, returned, plan, planWithoutForce);
 }
@@ -747,7 +744,7 @@ async function main() {
     `MariaDB ${version?.v ?? '?'}, Node ${process.version}, ${cpus().length} CPUs, load average ${load(loadAtStart)} at start, ${load(loadAtEnd)} at end`,
   );
   out(
-    `engine defaults: BATCH_SIZE ${settings.batchSize}, LOOKBACK_SECONDS ${settings.lookbackSeconds}, SLICE_SECONDS ${settings.sliceSeconds}`,
+    `engine defaults: BATCH_SIZE ${settings.batchSize}, LOOKBACK_SECONDS ${settings.lookbackSeconds}, SETTLE_SECONDS ${settings.settleSeconds}`,
   );
 
   printTable(
@@ -921,7 +918,6 @@ async function main() {
           concurrencies: CONCURRENCIES,
           batchSize: settings.batchSize,
           lookbackSeconds: settings.lookbackSeconds,
-          sliceSeconds: settings.sliceSeconds,
           checkpointIntervalMs: settings.checkpointIntervalMs,
           mariadb: version?.v ?? null,
           node: process.version,

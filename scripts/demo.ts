@@ -111,7 +111,8 @@ async function main() {
   const now = await dbNow(db);
   const rows = generateCalls({
     count: CALLS,
-    fromEpoch: now - 3000,
+    // Calls that ended in the last 45 minutes: all started after the sync's start point (an hour ago).
+    fromEpoch: now - 2700,
     toEpoch: now - 20,
     seed: 2026,
     tiesPerSecond: 20,
@@ -121,7 +122,14 @@ async function main() {
   rows.push(
     makeCall({ end_epoch: now - 600, comments: AWKWARD_COMMENTS, uniqueid: `${now - 700}.9999` }, 99_999),
   );
+  // An agent call still going, answered 40 minutes ago: VICIdial inserted it at connect (INCALL, no end).
+  const longCall = makeCall(
+    { end_epoch: now - 2400, length_in_sec: 0, status: 'INCALL', uniqueid: `${now - 2400}.7777` },
+    99_998,
+  );
+  rows.push(longCall);
   await insertCalls(db, rows, { chunkSize: 2000 });
+  await db.query('UPDATE vicidial_log SET end_epoch = NULL WHERE uniqueid = ?', [longCall.uniqueid]);
   const [mix] = await db.query(
     'SELECT status, COUNT(*) AS n FROM vicidial_log GROUP BY status ORDER BY n DESC',
   );
@@ -179,20 +187,29 @@ async function main() {
   }
   out(`  ${i} INCALL calls got their disposition`);
   // New calls end after the first tick's checkpoint; the next tick takes them once they are older than
-  // SETTLE_SECONDS (5 s), as a real tick a minute later would.
+  // SETTLE_SECONDS (30 s), as a real tick a minute later would.
   const from = first.cursor?.endEpoch ?? (await dbNow(db));
-  while ((await dbNow(db)) < from + 8) await new Promise((r) => setTimeout(r, 250));
+  while ((await dbNow(db)) < from + 30 + 8) await new Promise((r) => setTimeout(r, 250));
   const later = await dbNow(db);
-  await insertCalls(
-    db,
-    generateCalls({
-      count: 150,
-      fromEpoch: from,
-      toEpoch: later - 6,
-      seed: 7,
-      tiesPerSecond: 30,
-    }),
+  // The 40-minute call ends now: the agent hangs up and submits SALE.
+  await db.query(
+    "UPDATE vicidial_log SET end_epoch = ?, length_in_sec = ? - start_epoch, status = 'SALE' WHERE uniqueid = ?",
+    [from + 1, from + 1, longCall.uniqueid],
   );
+  out(`  the call answered 40 minutes ago (${longCall.uniqueid}) ended as SALE`);
+  const fresh = generateCalls({
+    count: 150,
+    fromEpoch: from,
+    toEpoch: later - 31,
+    seed: 7,
+    tiesPerSecond: 30,
+  });
+  for (const row of fresh) {
+    // Short calls: longer ones were inserted at connect and are followed like the one above.
+    row.length_in_sec = Math.min(row.length_in_sec ?? 0, 60);
+    row.start_epoch = (row.end_epoch ?? 0) - (row.length_in_sec ?? 0);
+  }
+  await insertCalls(db, fresh);
   stop = progress(api, store, CALLS + 150);
   const second = (await handler({ syncId: 'demo' }, context())) as RunSummary;
   stop();

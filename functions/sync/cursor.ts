@@ -12,13 +12,6 @@ export interface Cursor {
   readonly uniqueid: string;
 }
 
-export interface SlicePlan {
-  /** Latest end_epoch (inclusive) this read may return. */
-  readonly sliceEnd: number;
-  /** Whether the slice reaches the settle bound, i.e. reading it through means the sync has caught up. */
-  readonly reachesSettleBound: boolean;
-}
-
 /** A cursor that starts at `epoch`: calls ending at or after it are still to be read. */
 export function cursorAt(epoch: number): Cursor {
   return { endEpoch: epoch, uniqueid: '' };
@@ -45,24 +38,6 @@ export function compareCursor(a: Cursor, b: Cursor): number {
 
 export function sameCursor(a: Cursor, b: Cursor): boolean {
   return compareCursor(a, b) === 0;
-}
-
-/**
- * The next slice to read, or undefined when nothing can be read yet because the cursor has reached
- * the settle bound (calls still landing in the last seconds are never passed over).
- *
- * @param dbNow the database's UNIX_TIMESTAMP(): the host clock may drift from the one that wrote end_epoch
- */
-export function planSlice(
-  cursor: Cursor,
-  dbNow: number,
-  settleSeconds: number,
-  sliceSeconds: number,
-): SlicePlan | undefined {
-  const settleBound = dbNow - settleSeconds;
-  if (cursor.endEpoch > settleBound) return undefined;
-  const sliceEnd = Math.min(cursor.endEpoch + sliceSeconds - 1, settleBound);
-  return { sliceEnd, reachesSettleBound: sliceEnd === settleBound };
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { ApiKeyProvider, DidOptimizerClient } from './api-client';
+import { CallDateScan } from './call-date-scan';
 import { CallDelivery, type DeliveryResult } from './call-delivery';
 import {
   type AheadCall,
@@ -7,11 +8,18 @@ import {
   type Lease,
   LeaseLostError,
 } from './checkpoint-store';
-import { type Cursor, compareCursor, cursorAt, lagSeconds, planSlice, sameCursor } from './cursor';
+import { type Cursor, compareCursor, cursorAt, cursorOf, lagSeconds, sameCursor } from './cursor';
 import { HeldCalls, type RunFailure } from './held-calls';
 import { describeError, type SyncLog } from './log';
 import { OutageBreaker } from './outage-breaker';
-import { type CallResultPayload, type CallRow, isTransient, payloadProblem, toPayload } from './payload';
+import {
+  type CallResultPayload,
+  type CallRow,
+  isEligible,
+  isFinished,
+  payloadProblem,
+  toPayload,
+} from './payload';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy';
 import { forEachConcurrent, PLANNED_STOPS, RunControl, type StopReason } from './run-control';
 import { ScanWindow, type Slot } from './scan-window';
@@ -52,6 +60,9 @@ export interface RunOptions {
    */
   readonly deadline?: number;
 }
+
+/** A call seen without an end this long ago is given up on (a row VICIdial never closed). */
+const OPEN_WITHOUT_END_MAX_SECONDS = 86_400;
 
 /** What the last checkpoint write and the lease release may take after the deadline. */
 export const FINAL_WRITE_MS = 1_500;
@@ -162,6 +173,9 @@ class SyncRun {
   private readonly heldRows = new Map<string, HeldRow>();
   /** Something besides the cursor changed since the last write. */
   private dirty = false;
+  private dstAtStart = false;
+  /** Followed calls that finished beyond the cursor: handed to the scan to deliver in order. */
+  private readonly rejoin: CallRow[] = [];
   /** Calls delivered or dead-lettered since the last checkpoint write: what a crash would repeat. */
   private unwritten = 0;
   private dbNow = 0;
@@ -414,7 +428,7 @@ class SyncRun {
           await this.deadLetter(
             p.uniqueid,
             null,
-            'row left vicidial_log (archived or deleted) before its disposition arrived',
+            'row left vicidial_log (archived or deleted) before it finished',
             { endEpoch: p.endEpoch },
           )
         ) {
@@ -423,21 +437,40 @@ class SyncRun {
         }
         continue;
       }
-      if (row.beyond_cursor) {
-        // Its end moved past the cursor: the scan reads it in its new place, once.
-        this.held.release(p.uniqueid);
-        this.dirty = true;
-        this.log('info', 'pending_requeued', this.callFields(row));
+      if (isFinished(row, this.s.transientStatuses)) {
+        if (!isEligible(row, this.s.transientStatuses, this.s.minDurationSeconds)) {
+          // Finished as a call the sync does not send (no length, say): nothing more to follow.
+          this.held.release(p.uniqueid);
+          this.dirty = true;
+          this.log('info', 'pending_dropped', this.callFields(row));
+        } else if (!row.beyond_cursor) {
+          toSend.push({ row, source: 'pending' });
+        } else {
+          // Beyond the cursor: it joins this run's scan and is delivered in order.
+          this.rejoin.push(row);
+        }
         continue;
       }
-      if (!isTransient(row, this.s.transientStatuses)) {
-        toSend.push({ row, source: 'pending' });
-      } else if (this.dbNow - row.end_epoch > this.s.pendingMaxAgeSeconds) {
+      if (row.end_epoch > 0 && this.dbNow - row.end_epoch > this.s.pendingMaxAgeSeconds) {
         this.log('warn', 'pending_expired', {
           ...this.callFields(row),
           ageSeconds: this.dbNow - row.end_epoch,
         });
         toSend.push({ row, source: 'pending' });
+      } else if (!(row.end_epoch > 0) && this.dbNow - p.firstSeen > OPEN_WITHOUT_END_MAX_SECONDS) {
+        if (
+          await this.deadLetter(
+            p.uniqueid,
+            toPayload(row),
+            'never got an end within 24 hours of being seen',
+            {
+              row,
+            },
+          )
+        ) {
+          this.held.release(p.uniqueid);
+          this.dirty = true;
+        }
       }
     }
     for (const p of parked) {
@@ -510,6 +543,42 @@ class SyncRun {
   }
 
   private async readLoop(window: ScanWindow): Promise<void> {
+    const scan = await this.openScan();
+    try {
+      await this.readChunks(window, scan);
+    } finally {
+      for (const row of scan.leftBehind()) this.follow(row);
+    }
+  }
+
+  private async openScan(): Promise<CallDateScan> {
+    const cursor = this.cursor as Cursor;
+    const lowEpoch = cursor.endEpoch - this.s.lookbackSeconds;
+    const bound = this.dbNow - this.s.settleSeconds;
+    const dstAtStart = await this.database((o) => this.deps.calls.offsetChanges(lowEpoch - 3600, bound, o));
+    const scan = new CallDateScan(
+      this.deps.calls,
+      cursor,
+      {
+        lookbackSeconds: this.s.lookbackSeconds,
+        chunkRows: this.s.batchSize,
+        // With no room left to follow it, a call that has an end is sent as it is rather than lost.
+        isFinished: (row) =>
+          isFinished(row, this.s.transientStatuses) ||
+          (row.end_epoch > 0 &&
+            !this.held.isPending(row.uniqueid) &&
+            this.held.pendingCount >= this.s.pendingMax),
+      },
+      dstAtStart,
+    );
+    this.dstAtStart = dstAtStart;
+    for (const row of this.rejoin) scan.inject(row);
+    return scan;
+  }
+
+  private async readChunks(window: ScanWindow, scan: CallDateScan): Promise<void> {
+    const dstAtStart = this.dstAtStart;
+    let bound: number;
     for (;;) {
       await window.wantMore(this.control);
       if (this.control.stopped) return;
@@ -518,47 +587,58 @@ class SyncRun {
         return;
       }
       if (!this.control.mayStart(500)) return;
-      const from = window.readPosition;
       this.dbNow = await this.database((o) => this.deps.calls.now(o));
-      const plan = planSlice(from, this.dbNow, this.s.settleSeconds, this.s.sliceSeconds);
-      if (!plan) {
+      bound = this.dbNow - this.s.settleSeconds;
+      if (scan.through >= bound) {
         window.caughtUp = true;
         return;
       }
-      const rows = await this.database((o) =>
-        this.deps.calls.readSlice(
-          {
-            cursor: from,
-            sliceEnd: plan.sliceEnd,
-            limit: this.s.batchSize,
-            lookbackSeconds: this.s.lookbackSeconds,
-          },
-          o,
-        ),
-      );
-      const exhausted = rows.length < this.s.batchSize;
-      if (rows.length > 0) {
+      const from = scan.through;
+      const dstNear =
+        dstAtStart || (await this.database((o) => this.deps.calls.offsetChanges(from - 3600, bound, o)));
+      const chunk = await this.database((o) => scan.next(bound, dstNear, o));
+      if (chunk.read > 0) {
         this.counters.batches++;
-        this.counters.callsRead += rows.length;
+        this.counters.callsRead += chunk.read;
         this.log('info', 'batch', {
           batch: this.counters.batches,
-          rows: rows.length,
-          cursorEpoch: from.endEpoch,
-          sliceEnd: plan.sliceEnd,
-          lagSeconds: lagSeconds(from, this.dbNow),
+          rows: chunk.read,
+          released: chunk.released.length,
+          open: chunk.open.length,
+          waiting: scan.waiting,
+          through: chunk.through,
+          lagSeconds: this.dbNow - chunk.through,
         });
       }
-      for (const row of rows) this.intake(window, row);
-      window.readThrough(rows, exhausted ? plan.sliceEnd : undefined);
-      if (exhausted && plan.reachesSettleBound) {
+      for (const row of chunk.open) this.follow(row);
+      for (const row of chunk.released) this.intake(window, row);
+      window.readThrough(chunk.through);
+      if (chunk.caughtUp) {
         window.caughtUp = true;
         return;
       }
     }
   }
 
-  /** Decides what a scanned row needs: a post, or nothing because it is held or already delivered. */
+  /** A call seen before it finished: followed by uniqueid until it does. */
+  private follow(row: CallRow): void {
+    if (this.held.isPending(row.uniqueid) || this.held.isParked(row.uniqueid)) return;
+    if (this.held.hold({ uniqueid: row.uniqueid, endEpoch: row.end_epoch ?? 0, firstSeen: this.dbNow })) {
+      this.dirty = true;
+      this.log('info', 'pending', this.callFields(row));
+      return;
+    }
+    // No end yet and no room to follow it: only reconcile will find it once it ends.
+    this.log('warn', 'pending_full', {
+      ...this.callFields(row),
+      pendingMax: this.s.pendingMax,
+      followed: false,
+    });
+  }
+
+  /** Decides what a finished call read in order needs: a post, or nothing because it was handled. */
   private intake(window: ScanWindow, row: CallRow): void {
+    if (compareCursor(cursorOf(row), this.cursor as Cursor) <= 0) return; // resolved before this run
     if (this.ahead.has(row.uniqueid)) {
       this.counters.skippedAhead++;
       window.add(row, 'done');
@@ -568,23 +648,10 @@ class SyncRun {
       window.add(row, 'done');
       return;
     }
-    if (isTransient(row, this.s.transientStatuses)) {
-      if (this.held.isPending(row.uniqueid)) {
-        window.add(row, 'done');
-        return;
-      }
-      if (this.held.hold({ uniqueid: row.uniqueid, endEpoch: row.end_epoch, firstSeen: this.dbNow })) {
-        this.dirty = true;
-        this.log('info', 'pending', this.callFields(row));
-        window.add(row, 'done');
-        return;
-      }
+    if (!isFinished(row, this.s.transientStatuses)) {
       this.log('warn', 'pending_full', { ...this.callFields(row), pendingMax: this.s.pendingMax });
-    } else if (this.held.isPending(row.uniqueid)) {
-      // Its disposition arrived and it is read in order again: deliver it here, once.
-      this.held.release(row.uniqueid);
-      this.dirty = true;
     }
+    // A followed call that finished is delivered here, in order, and stops being followed once resolved.
     window.add(row, 'send');
   }
 
@@ -718,7 +785,7 @@ class SyncRun {
   /** Book-keeping after a call is delivered or dead-lettered. */
   private afterResolved(row: CallRow, source: Source, delivered: boolean): void {
     this.unwritten++;
-    if (source === 'pending') {
+    if (source === 'pending' || this.held.isPending(row.uniqueid)) {
       this.held.release(row.uniqueid);
       this.counters.pendingResolved++;
       this.dirty = true;

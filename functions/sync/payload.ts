@@ -122,3 +122,26 @@ export function payloadProblem(payload: CallResultPayload): string | undefined {
 export function isTransient(row: Pick<CallRow, 'status'>, transientStatuses: ReadonlySet<string>): boolean {
   return row.status !== null && transientStatuses.has(row.status.toUpperCase());
 }
+
+/** Has an end and a final status: nothing more will change it in the normal course. */
+export function isFinished(
+  row: Pick<CallRow, 'status' | 'end_epoch'>,
+  transientStatuses: ReadonlySet<string>,
+): boolean {
+  return (
+    row.end_epoch !== null &&
+    row.end_epoch > 0 &&
+    row.status !== null &&
+    row.status.trim() !== '' &&
+    !isTransient(row, transientStatuses)
+  );
+}
+
+/** A finished call the sync sends: the original script's filters (final status, length above the minimum). */
+export function isEligible(
+  row: Pick<CallRow, 'status' | 'end_epoch' | 'length_in_sec'>,
+  transientStatuses: ReadonlySet<string>,
+  minDurationSeconds: number,
+): boolean {
+  return isFinished(row, transientStatuses) && Number(row.length_in_sec ?? 0) > minDurationSeconds;
+}

@@ -1,4 +1,4 @@
-import { type Cursor, cursorAfter, cursorOf } from './cursor';
+import { type Cursor, compareCursor, cursorAfter, cursorOf } from './cursor';
 import type { CallRow } from './payload';
 import type { RunControl } from './run-control';
 
@@ -34,7 +34,6 @@ export class ScanWindow {
   private aheadChanged = false;
   private inputDone = false;
   private prefix: Cursor;
-  private position: Cursor;
   private waiters: (() => void)[] = [];
   /** Called when workers would wait on the prefix with nothing in flight that could move it. */
   onStall: (() => void) | undefined;
@@ -47,12 +46,6 @@ export class ScanWindow {
     private readonly limits: WindowLimits,
   ) {
     this.prefix = start;
-    this.position = start;
-  }
-
-  /** Where the next read starts: after the last row read, or after the last finished slice. */
-  get readPosition(): Cursor {
-    return this.position;
   }
 
   add(row: CallRow, state: 'done' | 'send'): void {
@@ -66,16 +59,14 @@ export class ScanWindow {
     }
   }
 
-  /** After a read: `exhaustedThrough` is the slice end when the read returned less than a batch. */
-  readThrough(rows: readonly CallRow[], exhaustedThrough: number | undefined): void {
-    const last = rows.at(-1);
-    if (exhaustedThrough !== undefined) {
-      this.position = cursorAfter(exhaustedThrough);
-      this.slots.push({ row: null, cursor: this.position, done: true });
+  /** Every call ending at or before `through` has been read: the cursor may move past it. */
+  readThrough(through: number): void {
+    const marker = cursorAfter(through);
+    const last = this.slots.length > this.head ? (this.slots.at(-1) as Slot).cursor : this.prefix;
+    if (compareCursor(marker, last) > 0) {
+      this.slots.push({ row: null, cursor: marker, done: true });
       this.resolvedAhead++;
       this.settle();
-    } else if (last) {
-      this.position = cursorOf(last);
     }
     this.wake();
   }

@@ -22,7 +22,6 @@ export interface SyncSettings {
   readonly concurrency: number;
   readonly lookbackSeconds: number;
   readonly settleSeconds: number;
-  readonly sliceSeconds: number;
   readonly minDurationSeconds: number;
   readonly campaigns: readonly string[];
   readonly excludeCampaigns: readonly string[];
@@ -77,11 +76,10 @@ export const SETTING_DEFAULTS = {
   SYNC_ID: 'default',
   BATCH_SIZE: '500',
   CONCURRENCY: '16',
-  LOOKBACK_SECONDS: '21600',
-  SETTLE_SECONDS: '5',
-  SLICE_SECONDS: '900',
+  LOOKBACK_SECONDS: '120',
+  SETTLE_SECONDS: '30',
   MIN_DURATION_SECONDS: '0',
-  TRANSIENT_STATUSES: 'INCALL',
+  TRANSIENT_STATUSES: 'INCALL,DISPO,QUEUE',
   PENDING_MAX_AGE_SECONDS: '7200',
   PENDING_MAX: '1000',
   PARKED_MAX: '200',
@@ -249,19 +247,18 @@ export function parseSyncSettings(env: Env): SyncSettings {
     syncId,
     batchSize: intSetting(env, 'BATCH_SIZE', d.BATCH_SIZE, 1, 5000),
     concurrency,
-    lookbackSeconds: intSetting(env, 'LOOKBACK_SECONDS', d.LOOKBACK_SECONDS, 60, 7 * 86400),
+    lookbackSeconds: intSetting(env, 'LOOKBACK_SECONDS', d.LOOKBACK_SECONDS, 0, 86400),
     settleSeconds: intSetting(env, 'SETTLE_SECONDS', d.SETTLE_SECONDS, 0, 3600),
-    sliceSeconds: intSetting(env, 'SLICE_SECONDS', d.SLICE_SECONDS, 1, 86400),
     minDurationSeconds: intSetting(env, 'MIN_DURATION_SECONDS', d.MIN_DURATION_SECONDS, -1, 86400),
     campaigns,
     excludeCampaigns,
     transientStatuses: new Set(
-      (raw(env, 'TRANSIENT_STATUSES') === undefined ? [d.TRANSIENT_STATUSES] : transient).map((s) =>
+      (raw(env, 'TRANSIENT_STATUSES') === undefined ? d.TRANSIENT_STATUSES.split(',') : transient).map((s) =>
         s.toUpperCase(),
       ),
     ),
     pendingMaxAgeSeconds: intSetting(env, 'PENDING_MAX_AGE_SECONDS', d.PENDING_MAX_AGE_SECONDS, 0, 7 * 86400),
-    pendingMax: intSetting(env, 'PENDING_MAX', d.PENDING_MAX, 0, 2000),
+    pendingMax: intSetting(env, 'PENDING_MAX', d.PENDING_MAX, 0, 5000),
     parkedMax: intSetting(env, 'PARKED_MAX', d.PARKED_MAX, 0, 1000),
     retryMaxRuns: intSetting(env, 'RETRY_MAX_RUNS', d.RETRY_MAX_RUNS, 1, 100),
     failureStop: intSetting(env, 'FAILURE_STOP', String(2 * concurrency), 1, 1000),

@@ -20,23 +20,27 @@ export interface CallFilters {
   readonly minDurationSeconds: number;
   readonly campaigns: readonly string[];
   readonly excludeCampaigns: readonly string[];
-}
-
-export interface SliceRead {
-  readonly cursor: Cursor;
-  /** Latest end_epoch (inclusive) to return. */
-  readonly sliceEnd: number;
-  readonly limit: number;
-  /** Longest call expected, in seconds: end_epoch > E implies call_date > FROM_UNIXTIME(E - lookback). */
-  readonly lookbackSeconds: number;
+  /** Upper-case statuses that are not final yet (INCALL, DISPO, QUEUE). */
+  readonly transientStatuses: readonly string[];
 }
 
 /**
- * call_date is local time in the database's zone. Around a daylight-saving change local time repeats or
- * skips an hour, so an epoch bound converted with FROM_UNIXTIME can sit up to an hour on the wrong side
- * of a call's call_date: widen both ends of the call_date range by that much.
+ * One chunk of the call_date-ordered scan: rows whose call_date is at or after `from` (a local
+ * DATETIME string as the database returned it, or an epoch converted by the database) and at or
+ * before `toEpoch`, in call_date order. Finished rows that can never be eligible (status final, length
+ * not above the minimum) are left out by the query, but every row of the range is still read once.
  */
-export const TIME_ZONE_MARGIN_SECONDS = 3600;
+export interface ScanRead {
+  readonly from: { readonly local: string; readonly inclusive: boolean } | { readonly epoch: number };
+  readonly toEpoch: number;
+  /** Rows at most; undefined reads one whole second (`from.local` exactly). */
+  readonly limit: number | undefined;
+}
+
+export interface ScanRow extends CallRow {
+  /** UNIX_TIMESTAMP(call_date), in the session's time zone. */
+  cd_epoch: number;
+}
 
 const SELECT_COLUMNS = CALL_COLUMNS.map((c) => `\`${c}\``).join(', ');
 
@@ -44,45 +48,88 @@ function placeholders(n: number): string {
   return new Array(n).fill('?').join(', ');
 }
 
-export function buildSliceQuery(read: SliceRead, filters: CallFilters): { sql: string; values: unknown[] } {
-  const { cursor, sliceEnd, limit, lookbackSeconds } = read;
-  const values: unknown[] = [
-    Math.max(0, cursor.endEpoch - lookbackSeconds - TIME_ZONE_MARGIN_SECONDS),
-    sliceEnd + TIME_ZONE_MARGIN_SECONDS,
-    sliceEnd,
-    cursor.endEpoch,
-    cursor.endEpoch,
-    cursor.uniqueid,
-    filters.minDurationSeconds,
-  ];
-  let campaignSql = '';
+function filterSql(filters: CallFilters, values: unknown[]): string {
+  let sql = '';
   if (filters.campaigns.length > 0) {
-    campaignSql += ` AND campaign_id IN (${placeholders(filters.campaigns.length)})`;
+    sql += ` AND campaign_id IN (${placeholders(filters.campaigns.length)})`;
     values.push(...filters.campaigns);
   }
   if (filters.excludeCampaigns.length > 0) {
     // A NULL campaign is not "another campaign": keep it so it ends as a dead letter, not silently unread.
-    campaignSql += ` AND (campaign_id IS NULL OR campaign_id NOT IN (${placeholders(filters.excludeCampaigns.length)}))`;
+    sql += ` AND (campaign_id IS NULL OR campaign_id NOT IN (${placeholders(filters.excludeCampaigns.length)}))`;
     values.push(...filters.excludeCampaigns);
   }
-  values.push(limit);
-  // FROM_UNIXTIME runs in the database session's time zone, the one VICIdial wrote call_date in.
-  // FORCE INDEX: on a small or young table the optimizer may prefer a scan, which on MyISAM locks
-  // the table; the range read is always cheap enough.
-  const sql =
-    `SELECT ${SELECT_COLUMNS} FROM vicidial_log FORCE INDEX (call_date)` +
+  return sql;
+}
+
+export function buildScanQuery(read: ScanRead, filters: CallFilters): { sql: string; values: unknown[] } {
+  const values: unknown[] = [];
+  let range: string;
+  if (read.limit === undefined && 'local' in read.from) {
+    range = 'call_date = ?';
+    values.push(read.from.local);
+  } else {
+    if ('local' in read.from) {
+      range = `call_date ${read.from.inclusive ? '>=' : '>'} ?`;
+      values.push(read.from.local);
+    } else {
+      range = 'call_date >= FROM_UNIXTIME(?)';
+      values.push(Math.max(0, read.from.epoch));
+    }
+    range += ' AND call_date <= FROM_UNIXTIME(?)';
+    values.push(read.toEpoch);
+  }
+  // Rows that are finished yet can never be eligible are not worth returning (they are still read).
+  let finished = "end_epoch IS NOT NULL AND status IS NOT NULL AND status <> ''";
+  if (filters.transientStatuses.length > 0) {
+    finished += ` AND UPPER(status) NOT IN (${placeholders(filters.transientStatuses.length)})`;
+    values.push(...filters.transientStatuses);
+  }
+  values.push(filters.minDurationSeconds);
+  const where = `${range} AND NOT (${finished} AND length_in_sec <= ?)${filterSql(filters, values)}`;
+  // FORCE INDEX: on a small or young table the optimizer may prefer a scan, which on MyISAM locks the
+  // table; the range read in index order stops after `limit` rows.
+  let sql =
+    `SELECT ${SELECT_COLUMNS}, UNIX_TIMESTAMP(call_date) AS cd_epoch FROM vicidial_log FORCE INDEX (call_date)` +
+    ` WHERE ${where} ORDER BY call_date`;
+  if (read.limit !== undefined) {
+    sql += ' LIMIT ?';
+    values.push(read.limit);
+  }
+  return { sql, values };
+}
+
+/**
+ * Counts the eligible calls ending in [fromEpoch, toEpoch): what a backward reset will post again. The
+ * call_date range (bounded by the lookback) keeps it on the index.
+ */
+export function buildCountQuery(
+  fromEpoch: number,
+  toEpoch: number,
+  lookbackSeconds: number,
+  filters: CallFilters,
+): { sql: string; values: unknown[] } {
+  const values: unknown[] = [
+    Math.max(0, fromEpoch - lookbackSeconds - 3600),
+    toEpoch + 3600,
+    fromEpoch,
+    toEpoch,
+  ];
+  let sql =
+    'SELECT COUNT(*) AS n FROM vicidial_log FORCE INDEX (call_date)' +
     ' WHERE call_date >= FROM_UNIXTIME(?) AND call_date <= FROM_UNIXTIME(?)' +
-    ' AND end_epoch <= ?' +
-    ' AND (end_epoch > ? OR (end_epoch = ? AND uniqueid > ?))' +
-    " AND status IS NOT NULL AND status <> ''" +
-    ' AND length_in_sec > ?' +
-    campaignSql +
-    ' ORDER BY end_epoch, uniqueid LIMIT ?';
+    " AND end_epoch >= ? AND end_epoch < ? AND status IS NOT NULL AND status <> ''";
+  if (filters.transientStatuses.length > 0) {
+    sql += ` AND UPPER(status) NOT IN (${placeholders(filters.transientStatuses.length)})`;
+    values.push(...filters.transientStatuses);
+  }
+  sql += ' AND length_in_sec > ?';
+  values.push(filters.minDurationSeconds);
+  sql += filterSql(filters, values);
   return { sql, values };
 }
 
 const BY_ID_CHUNK = 500;
-const COUNT_SLICE_SECONDS = 6 * 3600;
 
 function normalize<R extends CallRow>(row: R): R {
   // end_epoch is UNSIGNED INT and arrives as a number; keep the cursor arithmetic on plain numbers.
@@ -99,7 +146,7 @@ export class VicidialLog {
   constructor(
     private readonly db: SqlClient,
     private readonly filters: CallFilters,
-    private readonly lookbackSeconds = 21_600,
+    private readonly lookbackSeconds = 120,
   ) {}
 
   /** The database's clock: the one that stamped end_epoch. */
@@ -110,11 +157,25 @@ export class VicidialLog {
     return Math.floor(now);
   }
 
-  /** The next calls after the cursor, up to the slice end, in (end_epoch, uniqueid) order. */
-  async readSlice(read: SliceRead, options?: QueryOptions): Promise<CallRow[]> {
-    const { sql, values } = buildSliceQuery(read, this.filters);
-    const rows = await this.db.query<CallRow>(sql, values, options);
-    return rows.map(normalize);
+  /** One chunk of the call_date-ordered scan. */
+  async readScan(read: ScanRead, options?: QueryOptions): Promise<ScanRow[]> {
+    const { sql, values } = buildScanQuery(read, this.filters);
+    const rows = await this.db.query<ScanRow>(sql, values, options);
+    return rows.map((r) => ({ ...normalize(r), cd_epoch: Number(r.cd_epoch) }));
+  }
+
+  /**
+   * Whether the session zone's UTC offset differs anywhere between `fromEpoch` and `toEpoch` (a
+   * daylight-saving change): then local call_date values repeat or skip an hour there.
+   */
+  async offsetChanges(fromEpoch: number, toEpoch: number, options?: QueryOptions): Promise<boolean> {
+    const offset = (p: string) => `TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', FROM_UNIXTIME(${p})) - ${p}`;
+    const rows = await this.db.query<{ a: number; b: number }>(
+      `SELECT ${offset('?')} AS a, ${offset('?')} AS b`,
+      [Math.max(0, fromEpoch), Math.max(0, fromEpoch), Math.max(0, toEpoch), Math.max(0, toEpoch)],
+      options,
+    );
+    return Number(rows[0]?.a) !== Number(rows[0]?.b);
   }
 
   /**
@@ -140,29 +201,10 @@ export class VicidialLog {
     return out;
   }
 
-  /**
-   * How many eligible calls end in [from, to): what a backward reset will post again. Read through the
-   * call_date index like every read, a slice at a time.
-   */
+  /** How many eligible calls end in [from, to): what a backward reset will post again. */
   async countEligible(fromEpoch: number, toEpoch: number, options?: QueryOptions): Promise<number> {
-    let total = 0;
-    for (let start = fromEpoch; start < toEpoch; start += COUNT_SLICE_SECONDS) {
-      const end = Math.min(toEpoch, start + COUNT_SLICE_SECONDS) - 1;
-      const { sql, values } = buildSliceQuery(
-        {
-          cursor: { endEpoch: start, uniqueid: '' },
-          sliceEnd: end,
-          limit: 0,
-          lookbackSeconds: this.lookbackSeconds,
-        },
-        this.filters,
-      );
-      const counted = sql
-        .replace(/^SELECT .* FROM vicidial_log/, 'SELECT COUNT(*) AS n FROM vicidial_log')
-        .replace(/ ORDER BY end_epoch, uniqueid LIMIT \?$/, '');
-      const rows = await this.db.query<{ n: number }>(counted, values.slice(0, -1), options);
-      total += Number(rows[0]?.n ?? 0);
-    }
-    return total;
+    const { sql, values } = buildCountQuery(fromEpoch, toEpoch, this.lookbackSeconds, this.filters);
+    const rows = await this.db.query<{ n: number }>(sql, values, options);
+    return Number(rows[0]?.n ?? 0);
   }
 }

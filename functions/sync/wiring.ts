@@ -49,6 +49,7 @@ export function createSync(parts: SyncParts): Sync {
         minDurationSeconds: s.minDurationSeconds,
         campaigns: s.campaigns,
         excludeCampaigns: s.excludeCampaigns,
+        transientStatuses: [...s.transientStatuses],
       },
       s.lookbackSeconds,
     ),

@@ -1,23 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareCursor, cursorAfter, cursorAt, lagSeconds, planSlice } from '../../functions/sync/cursor';
-
-describe('planSlice', () => {
-  it('reads one slice at a time while behind', () => {
-    expect(planSlice(cursorAt(1000), 100_000, 5, 900)).toEqual({ sliceEnd: 1899, reachesSettleBound: false });
-  });
-
-  it('stops the slice at the settle bound of the database clock', () => {
-    expect(planSlice(cursorAt(1000), 1200, 5, 900)).toEqual({ sliceEnd: 1195, reachesSettleBound: true });
-  });
-
-  it('reads nothing when the cursor is past the settle bound', () => {
-    expect(planSlice(cursorAt(1196), 1200, 5, 900)).toBeUndefined();
-    expect(planSlice({ endEpoch: 1195, uniqueid: '1195.1' }, 1200, 5, 900)).toEqual({
-      sliceEnd: 1195,
-      reachesSettleBound: true,
-    });
-  });
-});
+import { compareCursor, cursorAfter, cursorAt, lagSeconds } from '../../functions/sync/cursor';
 
 describe('cursor order', () => {
   it('orders by end_epoch, then uniqueid as the database does', () => {

@@ -25,9 +25,8 @@ describe('parseSyncSettings', () => {
       syncId: 'default',
       batchSize: 500,
       concurrency: 16,
-      lookbackSeconds: 21600,
-      settleSeconds: 5,
-      sliceSeconds: 900,
+      lookbackSeconds: 120,
+      settleSeconds: 30,
       minDurationSeconds: 0,
       campaigns: [],
       excludeCampaigns: [],
@@ -35,9 +34,14 @@ describe('parseSyncSettings', () => {
       leaseSeconds: 150,
       checkpointIntervalMs: 2000,
       apiTimeoutMs: 10000,
+      parkedMax: 200,
+      retryMaxRuns: 3,
+      failureStop: 32,
+      deadLetterDays: 30,
       startFrom: undefined,
     });
-    expect([...s.transientStatuses]).toEqual(['INCALL']);
+    expect([...s.transientStatuses]).toEqual(['INCALL', 'DISPO', 'QUEUE']);
+    expect(parseSyncSettings({ CONCURRENCY: '4' }).failureStop).toBe(8);
   });
 
   it('reads campaign lists as ids, never as SQL', () => {
