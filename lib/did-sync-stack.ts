@@ -121,6 +121,15 @@ export class DidSyncStack extends Stack {
         syncs: enabled.map((sync) => ({ sync, function: functionOf(sync.id).function })),
       });
       new ScheduleAlarms(this, 'ScheduleAlarms', { notify, group: schedules.group });
+      new CfnOutput(this, 'ScheduleGroupName', {
+        description:
+          'EventBridge Scheduler group of the schedules (aws scheduler list-schedules --group-name)',
+        value: schedules.group.scheduleGroupName,
+      });
+      new CfnOutput(this, 'ScheduleDeadLetterQueueUrl', {
+        description: 'Ticks the scheduler could not deliver, with the error (kept 14 days)',
+        value: schedules.deadLetterQueue.queueUrl,
+      });
     }
     for (const sync of enabled) {
       new SyncAlarms(this, `Alarms-${sync.id}`, {

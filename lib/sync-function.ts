@@ -13,7 +13,7 @@ import type { SyncConfig } from './settings';
 const ROOT = join(import.meta.dirname, '..');
 
 /**
- * Packages in the dependency tree the function never loads, left out of the bundle (about 270 kB; see
+ * Packages in the dependency tree the function never loads, left out of the bundle (about 300 kB; see
  * the README's bundle table). Leaving one out turns its require() into a runtime error, so only lazy
  * requires on paths Lambda never takes qualify.
  */

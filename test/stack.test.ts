@@ -458,6 +458,8 @@ describe('the stack from the checked-in cdk.json', () => {
     s.template.hasOutput('FunctionName', {});
     s.template.hasOutput('LogGroupName', { Value: { Ref: only(s.json, 'AWS::Logs::LogGroup')[0] } });
     s.template.hasOutput('TableName', {});
+    s.template.hasOutput('ScheduleGroupName', {});
+    s.template.hasOutput('ScheduleDeadLetterQueueUrl', {});
     const out = JSON.stringify(s.template.findOutputs('InvokeExample'));
     expect(out).toContain('aws lambda invoke');
     expect(out).toContain('--cli-read-timeout 0');
