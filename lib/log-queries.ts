@@ -41,7 +41,7 @@ export const LOG_QUERIES = {
 
   /** The latest failed runs and why (the dashboard's log widget). */
   'failed-runs': `filter event = "run_end" and outcome = "failed"
-| fields @timestamp, syncId, reason, delivered, deadLettered, lagSeconds, durationMs
+| fields @timestamp, syncId, reason, detail, delivered, deadLettered, lagSeconds, durationMs
 | sort @timestamp desc
 | limit 20`,
 

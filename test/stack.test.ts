@@ -913,6 +913,7 @@ describe('saved Logs Insights queries', () => {
     'syncId',
     'outcome',
     'reason',
+    'detail',
     'delivered',
     'deadLettered',
     'retried',
