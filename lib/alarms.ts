@@ -9,11 +9,15 @@ import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { FIVE_MINUTES, ONE_MINUTE, syncMetric } from './metrics';
 import type { AlarmThresholds } from './settings';
+import { requireInteger } from './validation';
 
 const RUNBOOK = 'see the README\'s "Operating it"';
 
 export interface AlarmTopicProps {
-  /** Subscribed by email when set (the address must confirm the subscription). */
+  /**
+   * Subscribed by email when set (the address must confirm the subscription).
+   * @default - no subscription: subscribe endpoints to the topic
+   */
   readonly email?: string;
 }
 
@@ -112,6 +116,9 @@ export class SyncAlarms extends Construct {
   constructor(scope: Construct, id: string, props: SyncAlarmsProps) {
     super(scope, id);
     const { namespace, syncId, thresholds: t, notify } = props;
+    // Periods × evaluation periods must fit CloudWatch's one-day window.
+    requireInteger(this, 'thresholds.noRunMinutes', t.noRunMinutes, 2, 1440);
+    requireInteger(this, 'thresholds.failedRunsInARow', t.failedRunsInARow, 1, 20);
     const prefix = `${Stack.of(this).stackName}-${syncId}`;
     const metric = (name: Parameters<typeof syncMetric>[2], statistic: string, period = FIVE_MINUTES) =>
       syncMetric(namespace, syncId, name, statistic, period);

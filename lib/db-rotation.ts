@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import { SyncNetwork } from './network';
 import type { RotationSettings } from './settings';
 import { secretResource } from './sync-function';
+import { requireInteger } from './validation';
 
 export interface DbSecretRotationProps {
   readonly vpc: ec2.IVpc;
@@ -15,12 +16,16 @@ export interface DbSecretRotationProps {
   readonly network: SyncNetwork;
   readonly dbSecretArn: string;
   readonly rotation: RotationSettings;
-  /** The customer managed key of the secrets, when not aws/secretsmanager. */
+  /**
+   * The customer managed key of the secrets.
+   * @default - aws/secretsmanager
+   */
   readonly secretsKmsKeyArn?: string;
   /**
    * A Secrets Manager endpoint that the regional hostname resolves to (private DNS on), if the VPC has
    * one with a known security group. The hosted rotation function always calls the regional hostname:
    * without such an endpoint it goes through the subnets' NAT.
+   * @default - Secrets Manager through the subnets' NAT
    */
   readonly privateDnsEndpoint?: ec2.IInterfaceVpcEndpoint;
 }
@@ -37,6 +42,7 @@ export class DbSecretRotation extends Construct {
   constructor(scope: Construct, id: string, props: DbSecretRotationProps) {
     super(scope, id);
     const { rotation } = props;
+    requireInteger(this, 'rotation.days', rotation.days, 1, 1000);
     const encryptionKey = props.secretsKmsKeyArn
       ? kms.Key.fromKeyArn(this, 'SecretsKey', props.secretsKmsKeyArn)
       : undefined;

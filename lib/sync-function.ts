@@ -9,6 +9,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { SyncConfig } from './settings';
+import { PropsError, requireInteger } from './validation';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -46,9 +47,15 @@ export interface SyncFunctionProps {
   readonly memoryMb: number;
   readonly timeout: Duration;
   readonly logRetention: logs.RetentionDays;
-  /** Encrypts the log group (the key policy must let CloudWatch Logs use it). */
+  /**
+   * Encrypts the log group (the key policy must let CloudWatch Logs use it).
+   * @default - CloudWatch Logs' own encryption
+   */
   readonly logKmsKeyArn?: string;
-  /** The customer managed key the secrets are encrypted with, when not aws/secretsmanager. */
+  /**
+   * The customer managed key the secrets are encrypted with.
+   * @default - aws/secretsmanager, which needs no grant
+   */
   readonly secretsKmsKeyArn?: string;
   /** Allow plain-http API URLs (never needed for a real DID Optimizer). */
   readonly allowInsecureApi: boolean;
@@ -58,7 +65,10 @@ export interface SyncFunctionProps {
   readonly deadLetterDays: number;
   /** Days a delivery ledger item is kept. */
   readonly ledgerDays: number;
-  /** `https://<endpoint>` for the Secrets Manager client when the VPC endpoint has private DNS off. */
+  /**
+   * `https://<endpoint>` for the Secrets Manager client when the VPC endpoint has private DNS off.
+   * @default - the regional endpoint (or a private-DNS VPC endpoint that answers for it)
+   */
   readonly secretsManagerUrl?: string;
   /** Ship a source map and turn on --enable-source-maps (bigger asset, slower cold start). */
   readonly sourceMaps: boolean;
@@ -75,6 +85,10 @@ export class SyncFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: SyncFunctionProps) {
     super(scope, id);
+    if (props.syncs.length === 0) throw new PropsError(this, 'syncs', 'must list at least one sync');
+    requireInteger(this, 'memoryMb', props.memoryMb, 128, 10_240);
+    requireInteger(this, 'deadLetterDays', props.deadLetterDays, 1, 3650);
+    requireInteger(this, 'ledgerDays', props.ledgerDays, 1, 3650);
     this.syncs = props.syncs;
     // Descriptions are capped (256 characters for a function): name the sync only when there is one.
     const which = props.syncs.length === 1 ? ` (sync ${props.syncs[0]?.id})` : '';

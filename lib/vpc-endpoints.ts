@@ -2,6 +2,7 @@ import { Fn, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { PropsError } from './validation';
 
 export interface SyncVpcEndpointsProps {
   readonly vpc: ec2.IVpc;
@@ -9,13 +10,25 @@ export interface SyncVpcEndpointsProps {
   readonly subnets: ec2.ISubnet[];
   /** Create the endpoints that are not given by id below. */
   readonly create: boolean;
-  /** An existing Secrets Manager interface endpoint to use instead of creating one. */
+  /**
+   * An existing Secrets Manager interface endpoint to use instead of creating one.
+   * @default - created when `create` is true
+   */
   readonly secretsManagerEndpointId?: string;
-  /** Its security group: the stack lets the function in. Without it, that group must admit the function already. */
+  /**
+   * Its security group: the stack lets the function in.
+   * @default - that group must admit the function already
+   */
   readonly secretsManagerEndpointSecurityGroupId?: string;
-  /** Its DNS name, when it has private DNS off (the function is then pointed at it explicitly). */
+  /**
+   * Its DNS name, when it has private DNS off (the function is then pointed at it explicitly).
+   * @default - the endpoint has private DNS on
+   */
   readonly secretsManagerEndpointDns?: string;
-  /** An existing DynamoDB gateway endpoint on the function's route tables (a second one could not be added). */
+  /**
+   * An existing DynamoDB gateway endpoint on the function's route tables (a second one could not be added).
+   * @default - created when `create` is true
+   */
   readonly dynamoDbEndpointId?: string;
   /** The only secrets a created Secrets Manager endpoint lets through. */
   readonly secretArns: readonly string[];
@@ -43,6 +56,11 @@ export class SyncVpcEndpoints extends Construct {
 
   constructor(scope: Construct, id: string, props: SyncVpcEndpointsProps) {
     super(scope, id);
+    for (const prop of ['secretsManagerEndpointSecurityGroupId', 'secretsManagerEndpointDns'] as const) {
+      if (props[prop] && !props.secretsManagerEndpointId) {
+        throw new PropsError(this, prop, 'describes an existing endpoint: set secretsManagerEndpointId too');
+      }
+    }
 
     if (props.secretsManagerEndpointId) {
       if (props.secretsManagerEndpointSecurityGroupId) {

@@ -3,14 +3,18 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, w
 import { createRequire } from 'node:module';
 import { arch, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Aspects, type Stack, Stage } from 'aws-cdk-lib';
+import { App, Aspects, Duration, Stack, Stage } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DidSyncStack } from '../lib/did-sync-stack';
 import { LOG_QUERIES, type LogQueryName } from '../lib/log-queries';
 import { parseStackSettings, readContext, type StackSettings } from '../lib/settings';
-import { secretResource } from '../lib/sync-function';
+import { SyncFunction, secretResource } from '../lib/sync-function';
+import { SyncVpcEndpoints } from '../lib/vpc-endpoints';
 
 const ROOT = join(import.meta.dirname, '..');
 const example = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')).context as Record<string, unknown>;
@@ -968,6 +972,62 @@ describe('saved Logs Insights queries', () => {
       for (const event of events) expect(EVENTS).toContain(event);
     },
   );
+});
+
+describe('construct props', () => {
+  function scope() {
+    const stack = new Stack(new App(), 'Props', { env: { account: ACCOUNT, region: 'us-east-1' } });
+    const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Vpc', {
+      vpcId: 'vpc-0123456789abcdef0',
+      availabilityZones: ['us-east-1a'],
+      privateSubnetIds: ['subnet-0123456789abcdef0'],
+    });
+    return { stack, vpc, subnets: vpc.privateSubnets };
+  }
+
+  it('refuses endpoint details without the endpoint, naming the construct and the prop', () => {
+    const { stack, vpc, subnets } = scope();
+    expect(
+      () =>
+        new SyncVpcEndpoints(stack, 'Endpoints', {
+          vpc,
+          subnets,
+          create: false,
+          secretsManagerEndpointDns: 'vpce-0abc-xyz.secretsmanager.us-east-1.vpce.amazonaws.com',
+          secretArns: [],
+        }),
+    ).toThrow(
+      'Props/Endpoints: secretsManagerEndpointDns describes an existing endpoint: set secretsManagerEndpointId too',
+    );
+  });
+
+  it('refuses a function without syncs and out-of-range numbers before bundling anything', () => {
+    const { stack, vpc, subnets } = scope();
+    const base = {
+      vpc,
+      subnets,
+      securityGroup: new ec2.SecurityGroup(stack, 'Sg', { vpc }),
+      table: new dynamodb.Table(stack, 'Table', {
+        partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      }),
+      dbSecretArn: example.dbSecretArn as string,
+      memoryMb: 512,
+      timeout: Duration.seconds(120),
+      logRetention: 30 as logs.RetentionDays,
+      allowInsecureApi: false,
+      metricsNamespace: 'DidSync',
+      deadLetterDays: 30,
+      ledgerDays: 8,
+      sourceMaps: false,
+    };
+    expect(() => new SyncFunction(stack, 'NoSyncs', { ...base, syncs: [] })).toThrow(
+      'Props/NoSyncs: syncs must list at least one sync',
+    );
+    const syncs = parseStackSettings(example).syncs;
+    expect(() => new SyncFunction(stack, 'Ledger', { ...base, syncs, ledgerDays: 0 })).toThrow(
+      'Props/Ledger: ledgerDays must be an integer from 1 to 3650, got 0',
+    );
+  });
 });
 
 describe('settings validation', () => {
