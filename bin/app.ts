@@ -1,6 +1,6 @@
 #!/usr/bin/env -S npx tsx
 import { App, Aspects } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { DidSyncStack } from '../lib/did-sync-stack';
 import { parseStackSettings, readContext, StackSettingsError } from '../lib/settings';
 
@@ -14,6 +14,7 @@ try {
     description: 'vicidial-did-sync: copies finished VICIdial calls to the DID Optimizer API',
   });
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+  Aspects.of(app).add(new ServerlessChecks({ verbose: true }));
 } catch (error) {
   if (error instanceof StackSettingsError) {
     process.stderr.write(`${error.message}\n`);

@@ -1,18 +1,19 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
-import * as sns from 'aws-cdk-lib/aws-sns';
-import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
-import type { StackSettings } from './settings';
-import { SyncFunction } from './sync-function';
+import { AlarmTopic, FunctionAlarms, ScheduleAlarms, SyncAlarms } from './alarms';
+import { SyncDashboard } from './dashboard';
+import { DbSecretRotation } from './db-rotation';
+import { RecoveredCallsMetric } from './metrics';
+import { SyncNetwork } from './network';
+import { SavedQueries } from './saved-queries';
+import { SyncSchedules } from './schedules';
+import { alarmThresholdsFor, rateSeconds, type StackSettings, type SyncConfig } from './settings';
+import { SyncFunction, secretResource } from './sync-function';
+import { SyncVpcEndpoints } from './vpc-endpoints';
 
 export interface DidSyncStackProps extends StackProps {
   /** Validated settings (see lib/settings.ts and the README's deploy section). */
@@ -20,12 +21,14 @@ export interface DidSyncStackProps extends StackProps {
 }
 
 /**
- * vicidial-did-sync in one stack: the checkpoint table, the sync Lambda in the VICIdial VPC, one
- * EventBridge Scheduler schedule per enabled sync, and alarms.
+ * vicidial-did-sync in one stack: the checkpoint table, the sync Lambda (one, or one per sync) in the
+ * VICIdial VPC, one EventBridge Scheduler schedule per enabled sync, and what it takes to operate it:
+ * alarms, a dashboard, saved log queries and, optionally, database secret rotation.
  */
 export class DidSyncStack extends Stack {
   readonly table: dynamodb.Table;
-  readonly sync: SyncFunction;
+  /** One function for every sync, or one per sync (`functionPerSync`). */
+  readonly functions: SyncFunction[];
 
   constructor(scope: Construct, id: string, props: DidSyncStackProps) {
     super(scope, id, props);
@@ -52,130 +55,152 @@ export class DidSyncStack extends Stack {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      // Dead letters (after DEAD_LETTER_DAYS) and ledger items (after LEDGER_DAYS) expire by themselves;
+      // the checkpoint item has no expiresAt and stays.
+      timeToLiveAttribute: 'expiresAt',
       // The checkpoint and dead letters outlive the stack: losing them means re-sending or losing calls.
       removalPolicy: RemovalPolicy.RETAIN,
+      deletionProtection: true,
     });
 
-    this.sync = new SyncFunction(this, 'Sync', {
+    const network = new SyncNetwork(this, 'Network', {
+      vpc,
+      dbSecurityGroupId: s.dbSecurityGroupId,
+      manageDbIngress: s.manageDbIngress,
+      dbPort: s.dbPort,
+      apiPort: s.apiPort,
+    });
+    const secretArns = [s.dbSecretArn, ...s.syncs.map((x) => x.apiSecretArn)].map(secretResource);
+    const endpoints = new SyncVpcEndpoints(this, 'Endpoints', {
       vpc,
       subnets,
-      table: this.table,
-      dbSecretArn: s.dbSecretArn,
-      syncs: s.syncs,
-      memoryMb: s.memoryMb,
-      timeout: Duration.seconds(s.timeoutSeconds),
-      logRetention: s.logRetentionDays as logs.RetentionDays,
-      allowInsecureApi: s.apiAllowInsecure,
+      create: s.createVpcEndpoints,
+      secretsManagerEndpointId: s.secretsManagerEndpointId,
+      secretsManagerEndpointSecurityGroupId: s.secretsManagerEndpointSecurityGroupId,
+      secretsManagerEndpointDns: s.secretsManagerEndpointDns,
+      dynamoDbEndpointId: s.dynamoDbEndpointId,
+      secretArns,
     });
-    const fn = this.sync.function;
+    if (endpoints.secretsManager) {
+      SyncNetwork.allowHttpsTo(network.securityGroup, endpoints.secretsManager, 'Secrets Manager endpoint');
+    }
 
-    const dbSecurityGroup = ec2.SecurityGroup.fromSecurityGroupId(
-      this,
-      'DbSecurityGroup',
-      s.dbSecurityGroupId,
-      {
-        mutable: s.manageDbIngress,
-      },
+    const timeout = Duration.seconds(s.timeoutSeconds);
+    const groups: { id: string; syncs: SyncConfig[] }[] = s.functionPerSync
+      ? s.syncs.map((sync) => ({ id: `Sync-${sync.id}`, syncs: [sync] }))
+      : [{ id: 'Sync', syncs: s.syncs }];
+    this.functions = groups.map(
+      (group) =>
+        new SyncFunction(this, group.id, {
+          vpc,
+          subnets,
+          securityGroup: network.securityGroup,
+          table: this.table,
+          dbSecretArn: s.dbSecretArn,
+          syncs: group.syncs,
+          memoryMb: s.memoryMb,
+          timeout,
+          logRetention: s.logRetentionDays as logs.RetentionDays,
+          logKmsKeyArn: s.logKmsKeyArn,
+          secretsKmsKeyArn: s.secretsKmsKeyArn,
+          allowInsecureApi: s.apiAllowInsecure,
+          metricsNamespace: s.metricsNamespace,
+          deadLetterDays: s.deadLetterDays,
+          ledgerDays: s.ledgerDays,
+          secretsManagerUrl: endpoints.secretsManagerUrl,
+          sourceMaps: s.sourceMaps,
+        }),
     );
-    if (s.manageDbIngress) {
-      dbSecurityGroup.addIngressRule(
-        this.sync.securityGroup,
-        ec2.Port.tcp(s.dbPort),
-        'did-sync Lambda reads vicidial_log',
-      );
-    } else {
-      new CfnOutput(this, 'DbIngressToAdd', {
-        description: 'Add this rule to the VICIdial database security group (manageDbIngress is false)',
-        value: `aws ec2 authorize-security-group-ingress --group-id ${s.dbSecurityGroupId} --protocol tcp --port ${s.dbPort} --source-group ${this.sync.securityGroup.securityGroupId}`,
+    const functionOf = (syncId: string) =>
+      this.functions.find((f) => f.syncs.some((x) => x.id === syncId)) as SyncFunction;
+
+    const enabled = s.syncs.filter((x) => x.enabled);
+    const notify = new AlarmTopic(this, 'Alarms', { email: s.alarmEmail });
+    if (enabled.length > 0) {
+      const schedules = new SyncSchedules(this, 'Schedules', {
+        syncs: enabled.map((sync) => ({ sync, function: functionOf(sync.id).function })),
+      });
+      new ScheduleAlarms(this, 'ScheduleAlarms', { notify, group: schedules.group });
+      new CfnOutput(this, 'ScheduleGroupName', {
+        description:
+          'EventBridge Scheduler group of the schedules (aws scheduler list-schedules --group-name)',
+        value: schedules.group.scheduleGroupName,
+      });
+      new CfnOutput(this, 'ScheduleDeadLetterQueueUrl', {
+        description: 'Ticks the scheduler could not deliver, with the error (kept 14 days)',
+        value: schedules.deadLetterQueue.queueUrl,
+      });
+    }
+    for (const sync of enabled) {
+      new SyncAlarms(this, `Alarms-${sync.id}`, {
+        notify,
+        namespace: s.metricsNamespace,
+        syncId: sync.id,
+        thresholds: alarmThresholdsFor(s, sync),
+        runCadence: Duration.seconds((rateSeconds(sync.schedule) ?? 60) + s.timeoutSeconds),
+      });
+    }
+    for (const fn of this.functions) {
+      new FunctionAlarms(fn, 'Alarms', {
+        notify,
+        function: fn.function,
+        namePrefix: s.functionPerSync ? `${this.stackName}-${fn.syncs[0]?.id}` : this.stackName,
+      });
+      new RecoveredCallsMetric(fn, 'RecoveredCalls', {
+        logGroup: fn.logGroup,
+        namespace: s.metricsNamespace,
+      });
+      this.suppressFunctionFindings(fn);
+    }
+
+    const logGroups = this.functions.map((f) => f.logGroup);
+    new SavedQueries(this, 'Queries', { logGroups });
+    new SyncDashboard(this, 'Dashboard', {
+      namespace: s.metricsNamespace,
+      syncIds: s.syncs.map((x) => x.id),
+      functions: this.functions.map((f) => f.function),
+      logGroups,
+      timeout,
+    });
+
+    if (s.rotation) {
+      new DbSecretRotation(this, 'DbSecretRotation', {
+        vpc,
+        subnets,
+        network,
+        dbSecretArn: s.dbSecretArn,
+        rotation: s.rotation,
+        secretsKmsKeyArn: s.secretsKmsKeyArn,
+        ...(endpoints.secretsManagerPrivateDns && endpoints.secretsManager
+          ? { privateDnsEndpoint: endpoints.secretsManager }
+          : {}),
       });
     }
 
-    if (s.createVpcEndpoints) {
-      vpc.addGatewayEndpoint('DynamoDbEndpoint', {
-        service: ec2.GatewayVpcEndpointAwsService.DYNAMODB,
-        subnets: [{ subnets }],
+    const first = s.syncs[0]?.id ?? 'default';
+    // Output ids are letters and digits only: with one function per sync they are numbered in sync order.
+    this.functions.forEach((fn, i) => {
+      const n = s.functionPerSync ? String(i + 1) : '';
+      const of = s.functionPerSync ? ` of sync "${fn.syncs[0]?.id}"` : '';
+      new CfnOutput(this, `FunctionName${n}`, {
+        description: `Function${of}`,
+        value: fn.function.functionName,
       });
-      const endpoint = vpc.addInterfaceEndpoint('SecretsManagerEndpoint', {
-        service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-        subnets: { subnets },
-        privateDnsEnabled: true,
-        // Only the function may use it (the default would open it to the whole VPC CIDR).
-        open: false,
+      new CfnOutput(this, `LogGroupName${n}`, {
+        description: `Log group${of} (aws logs tail <name> --follow)`,
+        value: fn.logGroup.logGroupName,
       });
-      endpoint.connections.allowFrom(
-        this.sync.securityGroup,
-        ec2.Port.tcp(443),
-        'did-sync Lambda to Secrets Manager',
-      );
-    }
+    });
+    new CfnOutput(this, 'TableName', { value: this.table.tableName });
+    new CfnOutput(this, 'InvokeExample', {
+      description: `Show the status of sync "${first}" (--cli-read-timeout 0: the CLI would re-invoke a long action after 60 s)`,
+      value: `aws lambda invoke --function-name ${functionOf(first).function.functionName} --cli-read-timeout 0 --cli-binary-format raw-in-base64-out --payload '{"action":"status","syncId":"${first}"}' /dev/stdout`,
+    });
+  }
 
-    for (const sync of s.syncs.filter((x) => x.enabled)) {
-      const role = new iam.Role(this, `ScheduleRole-${sync.id}`, {
-        assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-          conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
-        }),
-        description: `EventBridge Scheduler: invoke did-sync for sync ${sync.id}`,
-      });
-      new scheduler.Schedule(this, `Schedule-${sync.id}`, {
-        description: `did-sync ${sync.id}`,
-        schedule: scheduler.ScheduleExpression.expression(sync.schedule),
-        target: new targets.LambdaInvoke(fn, {
-          role,
-          input: scheduler.ScheduleTargetInput.fromObject({ syncId: sync.id }),
-          retryAttempts: 0,
-          maxEventAge: Duration.seconds(60),
-        }),
-      });
-      NagSuppressions.addResourceSuppressions(
-        role,
-        [
-          {
-            id: 'AwsSolutions-IAM5',
-            reason:
-              'LambdaInvoke grants lambda:InvokeFunction on the function and its versions (ARN:*); it is confined to this one function.',
-            appliesTo: [{ regex: '/^Resource::<SyncFunction.*\\.Arn>:\\*$/' }],
-          },
-        ],
-        true,
-      );
-    }
-
-    const topic = s.alarmEmail
-      ? new sns.Topic(this, 'Alarms', { displayName: 'did-sync alarms', enforceSSL: true })
-      : undefined;
-    if (topic && s.alarmEmail) {
-      topic.addSubscription(new subscriptions.EmailSubscription(s.alarmEmail));
-      NagSuppressions.addResourceSuppressions(topic, [
-        {
-          id: 'AwsSolutions-SNS2',
-          reason:
-            'Alarm notifications carry no call data; a KMS key would need a key policy for CloudWatch for no gain.',
-        },
-      ]);
-    }
-    const alarms = [
-      new cloudwatch.Alarm(this, 'SyncErrors', {
-        alarmDescription:
-          'A did-sync run failed (API down, key refused, database unreachable or lease lost): see the run_end log line',
-        metric: fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'SyncThrottles', {
-        alarmDescription: 'did-sync invocations are throttled: scheduled ticks are being skipped',
-        metric: fn.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-    ];
-    if (topic) for (const alarm of alarms) alarm.addAlarmAction(new actions.SnsAction(topic));
-
+  private suppressFunctionFindings(fn: SyncFunction): void {
     NagSuppressions.addResourceSuppressions(
-      this.sync,
+      fn,
       [
         {
           id: 'AwsSolutions-IAM4',
@@ -186,20 +211,22 @@ export class DidSyncStack extends Stack {
           ],
         },
         {
-          id: 'AwsSolutions-L1',
+          id: 'Serverless-LambdaDLQ',
           reason:
-            'Node.js 22 is the runtime this code and its dependencies are built and tested for; moving is a deliberate upgrade.',
+            'A failed tick needs no replay: its event is only {syncId}, and the next tick resumes from the checkpoint. Failures alarm (Errors, FailedRuns) and are logged with their reason.',
+        },
+        {
+          id: 'Serverless-LambdaAsyncFailureDestination',
+          reason:
+            'A failed tick needs no replay: its event is only {syncId}, and the next tick resumes from the checkpoint. Failures alarm (Errors, FailedRuns) and are logged with their reason.',
+        },
+        {
+          id: 'Serverless-LambdaTracing',
+          reason:
+            'The code has no X-Ray instrumentation; a run is traced by its structured log lines and metrics, and active tracing would add xray:Put* on * to the role for one segment per tick.',
         },
       ],
       true,
     );
-
-    const first = s.syncs[0]?.id ?? 'default';
-    new CfnOutput(this, 'FunctionName', { value: fn.functionName });
-    new CfnOutput(this, 'TableName', { value: this.table.tableName });
-    new CfnOutput(this, 'InvokeExample', {
-      description: 'Show the status of the first sync',
-      value: `aws lambda invoke --function-name ${fn.functionName} --cli-binary-format raw-in-base64-out --payload '{"action":"status","syncId":"${first}"}' /dev/stdout`,
-    });
   }
 }

@@ -17,9 +17,53 @@ const secretArn = z
     'must be a Secrets Manager secret ARN',
   );
 
+// IAM matches KMS permissions on the key ARN only: an alias ARN would grant nothing.
+const kmsKeyArn = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(mrk-)?[0-9a-f-]{32,36}$/,
+    'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>), not an alias',
+  );
+
+const securityGroupId = z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id (sg-...)');
+const endpointId = z.string().regex(/^vpce-[0-9a-f]{8,17}$/, 'must be a VPC endpoint id (vpce-...)');
+const port = z.number().int().min(1).max(65535);
+
 const campaignList = z.array(
   z.string().regex(CAMPAIGN_ID, 'must be VICIdial campaign ids (1-8 letters, digits, _ or -)'),
 );
+
+/** Alarm thresholds, stack-wide (`alarms`) and per sync (`syncs[].alarms`); see the README's "Operating it". */
+export const ALARM_DEFAULTS = {
+  /** SyncLagSeconds above this (the sync is behind the database clock). */
+  lagSeconds: 600,
+  /** SyncLagSeconds below minus this (the cursor is ahead of the database clock). */
+  cursorAheadSeconds: 60,
+  /** No run completed or moved the cursor for this long; at least twice a slower schedule's interval. */
+  noRunMinutes: 10,
+  /** Runs failing this many times in a row. */
+  failedRunsInARow: 3,
+  /** Dead letters in 5 minutes. */
+  deadLetters: 1,
+  /** Calls the reconcile found missing in 5 minutes. */
+  missingCalls: 1,
+  /** Runs stopped by a refused API key in 5 minutes. */
+  authFailures: 1,
+} as const;
+export type AlarmThresholds = { -readonly [K in keyof typeof ALARM_DEFAULTS]: number };
+
+const alarmThresholds = z
+  .object({
+    lagSeconds: z.number().int().min(60).max(604_800),
+    cursorAheadSeconds: z.number().int().min(1).max(86_400),
+    noRunMinutes: z.number().int().min(2).max(1440),
+    failedRunsInARow: z.number().int().min(1).max(20),
+    deadLetters: z.number().int().min(1),
+    missingCalls: z.number().int().min(1),
+    authFailures: z.number().int().min(1),
+  })
+  .partial()
+  .strict();
 
 const syncSchema = z
   .object({
@@ -34,6 +78,17 @@ const syncSchema = z
     batchSize: z.number().int().min(1).max(5000).optional(),
     concurrency: z.number().int().min(1).max(64).optional(),
     enabled: z.boolean().default(true),
+    alarms: alarmThresholds.optional(),
+  })
+  .strict();
+
+const rotationSchema = z
+  .object({
+    // AWS's MySQL rotation refuses a secret whose `engine` is "mariadb", and the MariaDB one the reverse.
+    engine: z.enum(['mysql', 'mariadb']).default('mariadb'),
+    days: z.number().int().min(1).max(1000).default(30),
+    /** Alternating users: this secret's user creates and updates the sync's two users. */
+    masterSecretArn: secretArn.optional(),
   })
   .strict();
 
@@ -49,26 +104,52 @@ export const stackSettingsSchema = z
     routeTableIds: z
       .array(z.string().regex(/^rtb-[0-9a-f]{8,17}$/, 'must be route table ids (rtb-...)'))
       .optional(),
-    dbSecurityGroupId: z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id (sg-...)'),
+    dbSecurityGroupId: securityGroupId,
     manageDbIngress: z.boolean().default(true),
-    dbPort: z.number().int().min(1).max(65535).default(3306),
+    dbPort: port.default(3306),
+    apiPort: port.default(443),
     dbSecretArn: secretArn,
     syncs: z.array(syncSchema).min(1, 'must list at least one sync'),
+    functionPerSync: z.boolean().default(false),
     alarmEmail: z.email('must be an email address').optional(),
+    alarms: alarmThresholds.default({}),
+    metricsNamespace: z
+      .string()
+      .regex(
+        /^(?!AWS\/)[A-Za-z0-9._/#:-]{1,255}$/,
+        'must be a CloudWatch namespace (letters, digits, . _ / # : -, not starting with AWS/)',
+      )
+      .default('DidSync'),
     logRetentionDays: z
       .number()
       .refine((d) => (CLOUDWATCH_RETENTION_DAYS as readonly number[]).includes(d), {
         message: `must be one of CloudWatch's retention periods (${CLOUDWATCH_RETENTION_DAYS.join(', ')})`,
       })
       .default(30),
+    logKmsKeyArn: kmsKeyArn.optional(),
+    secretsKmsKeyArn: kmsKeyArn.optional(),
     createVpcEndpoints: z.boolean().default(false),
+    secretsManagerEndpointId: endpointId.optional(),
+    secretsManagerEndpointSecurityGroupId: securityGroupId.optional(),
+    secretsManagerEndpointDns: z
+      .string()
+      .regex(
+        /^vpce-[0-9a-z-]+\.secretsmanager\.[a-z0-9-]+\.vpce\.amazonaws\.com(\.cn)?$/,
+        "must be the endpoint's DNS name (vpce-...secretsmanager.<region>.vpce.amazonaws.com)",
+      )
+      .optional(),
+    dynamoDbEndpointId: endpointId.optional(),
+    rotation: rotationSchema.optional(),
     memoryMb: z.number().int().min(128).max(10240).default(512),
     timeoutSeconds: z.number().int().min(30).max(900).default(120),
     tableName: z
       .string()
       .regex(/^[A-Za-z0-9_.-]{3,255}$/)
       .optional(),
+    deadLetterDays: z.number().int().min(1).max(3650).default(30),
+    ledgerDays: z.number().int().min(1).max(3650).default(8),
     apiAllowInsecure: z.boolean().default(false),
+    sourceMaps: z.boolean().default(false),
   })
   .superRefine((s, ctx) => {
     if (s.privateSubnetIds.length !== s.availabilityZones.length) {
@@ -85,11 +166,27 @@ export const stackSettingsSchema = z
         message: 'must list one route table per entry of privateSubnetIds',
       });
     }
-    if (s.createVpcEndpoints && !s.routeTableIds) {
+    if (s.createVpcEndpoints && !s.dynamoDbEndpointId && !s.routeTableIds) {
       ctx.addIssue({
         code: 'custom',
         path: ['routeTableIds'],
         message: 'is required when createVpcEndpoints is true (the DynamoDB gateway endpoint needs them)',
+      });
+    }
+    for (const key of ['secretsManagerEndpointSecurityGroupId', 'secretsManagerEndpointDns'] as const) {
+      if (s[key] && !s.secretsManagerEndpointId) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'describes an existing endpoint: set secretsManagerEndpointId too',
+        });
+      }
+    }
+    if (s.rotation?.masterSecretArn === s.dbSecretArn) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rotation', 'masterSecretArn'],
+        message: 'must be another secret than dbSecretArn (the user that changes the sync user)',
       });
     }
     const seen = new Set<string>();
@@ -101,11 +198,45 @@ export const stackSettingsSchema = z
           message: `"${sync.id}" is used by two syncs`,
         });
       seen.add(sync.id);
+      const interval = rateSeconds(sync.schedule);
+      const noRun = sync.alarms?.noRunMinutes ?? s.alarms.noRunMinutes;
+      if (interval !== undefined && noRun !== undefined && noRun * 60 <= interval) {
+        ctx.addIssue({
+          code: 'custom',
+          path:
+            sync.alarms?.noRunMinutes !== undefined
+              ? ['syncs', i, 'alarms', 'noRunMinutes']
+              : ['alarms', 'noRunMinutes'],
+          message: `must be longer than sync "${sync.id}"'s schedule interval (${interval / 60} minutes), or the alarm fires between two runs`,
+        });
+      }
     });
   });
 
 export type StackSettings = z.infer<typeof stackSettingsSchema>;
 export type SyncConfig = StackSettings['syncs'][number];
+export type RotationSettings = NonNullable<StackSettings['rotation']>;
+
+/** Seconds between two runs of a `rate(...)` schedule; undefined for `cron(...)`, whose gaps vary. */
+export function rateSeconds(schedule: string): number | undefined {
+  const m = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(schedule.trim());
+  if (!m) return undefined;
+  const unit = m[2]?.startsWith('minute') ? 60 : m[2]?.startsWith('hour') ? 3600 : 86_400;
+  return Number(m[1]) * unit;
+}
+
+/**
+ * One sync's thresholds: its own, then the stack's, then the defaults. A slower schedule stretches the
+ * default no-run window to two of its intervals.
+ */
+export function alarmThresholdsFor(
+  settings: Pick<StackSettings, 'alarms'>,
+  sync: SyncConfig,
+): AlarmThresholds {
+  const interval = rateSeconds(sync.schedule) ?? 60;
+  const noRunMinutes = Math.max(ALARM_DEFAULTS.noRunMinutes, Math.ceil((2 * interval) / 60));
+  return { ...ALARM_DEFAULTS, noRunMinutes, ...settings.alarms, ...sync.alarms };
+}
 
 export class StackSettingsError extends Error {
   constructor(message: string) {
@@ -114,43 +245,103 @@ export class StackSettingsError extends Error {
   }
 }
 
-/** Validates the context values; the error names the first bad setting as `cdk.json context "syncs[1].schedule"`. */
+const EXPECTED: Record<string, string> = {
+  number: 'a number',
+  boolean: 'true or false',
+  string: 'a string',
+  array: 'a list (JSON array)',
+  object: 'an object (JSON)',
+};
+
+/**
+ * Validates the context values; the error names the first bad setting as `cdk.json context "syncs[1].schedule"`,
+ * and for a wrong type also the type expected and the value received.
+ */
 export function parseStackSettings(context: Record<string, unknown>): StackSettings {
-  const result = stackSettingsSchema.safeParse(context);
+  const input = coerceContext(context);
+  const result = stackSettingsSchema.safeParse(input);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const path = (issue?.path ?? [])
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
     .join('');
-  const message =
-    issue?.code === 'invalid_type' && issue.input === undefined
-      ? 'is required'
-      : (issue?.message ?? 'is invalid');
+  let message = issue?.message ?? 'is invalid';
+  if (issue?.code === 'invalid_type') {
+    const received = valueAt(input, issue.path);
+    message =
+      received === undefined
+        ? 'is required'
+        : `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${show(received)}`;
+  }
   throw new StackSettingsError(`cdk.json context "${path || 'context'}": ${message}`);
+}
+
+/**
+ * `cdk -c memoryMb=1024` hands every value over as a string. Each top-level value is converted to the
+ * type its setting expects (numbers, true/false, JSON lists and objects, or comma lists of strings), so
+ * the command line and cdk.json mean the same; a value that does not convert is left as it is for
+ * validation to name.
+ */
+export function coerceContext(context: Record<string, unknown>): Record<string, unknown> {
+  const shape = stackSettingsSchema.shape as Record<string, z.ZodType>;
+  const out: Record<string, unknown> = { ...context };
+  for (const [key, value] of Object.entries(context)) {
+    const schema = shape[key];
+    if (typeof value === 'string' && schema) out[key] = coerce(value, schema);
+  }
+  return out;
+}
+
+function coerce(text: string, schema: z.ZodType): unknown {
+  const inner = unwrap(schema);
+  const t = text.trim();
+  if (inner instanceof z.ZodNumber) return /^-?\d+(\.\d+)?$/.test(t) ? Number(t) : text;
+  if (inner instanceof z.ZodBoolean) return t === 'true' ? true : t === 'false' ? false : text;
+  if (inner instanceof z.ZodObject) return t.startsWith('{') ? (parseJson(t) ?? text) : text;
+  if (inner instanceof z.ZodArray) {
+    if (t.startsWith('[')) return parseJson(t) ?? text;
+    return unwrap(inner.element as z.ZodType) instanceof z.ZodString
+      ? t
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : text;
+  }
+  return text;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+  return s;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 /** Reads every setting the schema knows from a construct node's context. */
 export function readContext(tryGetContext: (key: string) => unknown): Record<string, unknown> {
-  const keys = [
-    'vpcId',
-    'privateSubnetIds',
-    'availabilityZones',
-    'routeTableIds',
-    'dbSecurityGroupId',
-    'manageDbIngress',
-    'dbPort',
-    'dbSecretArn',
-    'syncs',
-    'alarmEmail',
-    'logRetentionDays',
-    'createVpcEndpoints',
-    'memoryMb',
-    'timeoutSeconds',
-    'tableName',
-    'apiAllowInsecure',
-  ];
   const out: Record<string, unknown> = {};
-  for (const key of keys) {
+  for (const key of Object.keys(stackSettingsSchema.shape)) {
     const value = tryGetContext(key);
     if (value !== undefined) out[key] = value;
   }

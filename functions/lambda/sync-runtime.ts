@@ -62,7 +62,11 @@ export class SyncRuntime {
   ) {
     this.settings = parseLambdaSettings(env);
     this.cache = new SecretCache(
-      deps.secrets ?? new SecretsManagerClient({ region: this.settings.region }),
+      deps.secrets ??
+        new SecretsManagerClient({
+          region: this.settings.region,
+          endpoint: env.SECRETS_MANAGER_ENDPOINT || undefined,
+        }),
       this.settings.secretsTtlMs,
     );
     this.store = new CheckpointStore(

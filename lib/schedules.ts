@@ -1,0 +1,82 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import type { SyncConfig } from './settings';
+
+export interface ScheduledSync {
+  readonly sync: SyncConfig;
+  /** The function that runs it. */
+  readonly function: lambda.IFunction;
+}
+
+export interface SyncSchedulesProps {
+  /** The enabled syncs. */
+  readonly syncs: readonly ScheduledSync[];
+}
+
+/**
+ * One EventBridge Scheduler schedule per enabled sync, in a group of their own (so the scheduler's
+ * metrics can be alarmed on for exactly these), each with its own role, and a dead-letter queue for ticks
+ * the scheduler could not hand to Lambda.
+ */
+export class SyncSchedules extends Construct {
+  readonly group: scheduler.ScheduleGroup;
+  readonly deadLetterQueue: sqs.Queue;
+
+  constructor(scope: Construct, id: string, props: SyncSchedulesProps) {
+    super(scope, id);
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetters', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    const isTheDlq =
+      'This queue is itself the dead-letter queue of the schedules; a dead-letter queue of its own would hold nothing.';
+    NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
+      { id: 'AwsSolutions-SQS3', reason: isTheDlq },
+      { id: 'Serverless-SQSRedrivePolicy', reason: isTheDlq },
+    ]);
+
+    this.group = new scheduler.ScheduleGroup(this, 'Group', {});
+
+    for (const { sync, function: fn } of props.syncs) {
+      const role = new iam.Role(this, `Role-${sync.id}`, {
+        assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+          conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+        }),
+        description: `EventBridge Scheduler: invoke did-sync for sync ${sync.id}`,
+      });
+      new scheduler.Schedule(this, `Schedule-${sync.id}`, {
+        description: `did-sync ${sync.id}`,
+        scheduleGroup: this.group,
+        schedule: scheduler.ScheduleExpression.expression(sync.schedule),
+        target: new targets.LambdaInvoke(fn, {
+          role,
+          input: scheduler.ScheduleTargetInput.fromObject({ syncId: sync.id }),
+          // A tick is worth nothing a minute later: the next one resumes from the checkpoint.
+          retryAttempts: 0,
+          maxEventAge: Duration.seconds(60),
+          deadLetterQueue: this.deadLetterQueue,
+        }),
+      });
+      NagSuppressions.addResourceSuppressions(
+        role,
+        [
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              'LambdaInvoke grants lambda:InvokeFunction on the function and its versions (ARN:*); it is confined to this one function.',
+            appliesTo: [{ regex: '/^Resource::<Sync.*Function[0-9A-F]+\\.Arn>:\\*$/' }],
+          },
+        ],
+        true,
+      );
+    }
+  }
+}
