@@ -1,26 +1,25 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { SYNC_ID, SYNC_ID_RULE } from '../sync/settings';
+import './zod-messages';
 
 /**
  * What the function accepts: EventBridge Scheduler's `{"syncId": ...}`, or an operator's manual
  * invoke with an `action`. Anything else is refused before any side effect.
  */
-const syncId = z.string().regex(SYNC_ID, SYNC_ID_RULE);
-const instant = z.union([z.string().min(1), z.number().int().nonnegative()]);
+const syncId = z.string().check(z.regex(SYNC_ID, SYNC_ID_RULE));
+const instant = z.union([z.string().check(z.minLength(1)), z.int().check(z.nonnegative())]);
 
-const scheduled = z.object({ syncId }).strict();
+const scheduled = z.strictObject({ syncId });
 const manual = z.discriminatedUnion('action', [
-  z
-    .object({
-      action: z.literal('sync'),
-      syncId,
-      dryRun: z.boolean().optional(),
-      maxBatches: z.number().int().positive().optional(),
-    })
-    .strict(),
-  z.object({ action: z.literal('status'), syncId }).strict(),
-  z.object({ action: z.literal('reset'), syncId, to: instant, force: z.boolean().optional() }).strict(),
-  z.object({ action: z.literal('dead-letters'), syncId, replay: z.boolean().optional() }).strict(),
+  z.strictObject({
+    action: z.literal('sync'),
+    syncId,
+    dryRun: z.optional(z.boolean()),
+    maxBatches: z.optional(z.int().check(z.positive())),
+  }),
+  z.strictObject({ action: z.literal('status'), syncId }),
+  z.strictObject({ action: z.literal('reset'), syncId, to: instant, force: z.optional(z.boolean()) }),
+  z.strictObject({ action: z.literal('dead-letters'), syncId, replay: z.optional(z.boolean()) }),
 ]);
 
 export type Invocation = { readonly action: 'scheduled'; readonly syncId: string } | z.infer<typeof manual>;
@@ -45,7 +44,7 @@ export function parseInvocation(event: unknown): Invocation {
   );
 }
 
-function describe(error: z.ZodError, hint: string): string {
+function describe(error: z.core.$ZodError, hint: string): string {
   const issue = error.issues[0];
   const path = issue?.path.length ? issue.path.join('.') : 'event';
   return `invalid invocation: ${path}: ${issue?.message ?? 'invalid'} (${hint})`;
