@@ -224,6 +224,16 @@ describe('manual invocations', () => {
   it.each([
     [{}, /syncId/],
     [{ syncId: 'main', extra: 1 }, /invalid invocation/],
+    [{ syncId: 'nope' }, /invalid invocation: syncId: unknown sync "nope"/],
+  ])('fails an invalid scheduled event %o (a deployment bug: it alarms)', async (event, message) => {
+    await someCalls(2);
+    const handler = createHandler(env());
+    await expect(handler(event, context())).rejects.toThrow(message);
+    expect(h.api.requestCount).toBe(0);
+    expect(await store.read('main')).toBeUndefined();
+  });
+
+  it.each([
     [{ action: 'explode', syncId: 'main' }, /invalid invocation: action/],
     [{ action: 'sync' }, /invalid invocation: syncId/],
     [{ action: 'sync', syncId: 'main', maxBatches: -1 }, /invalid invocation: maxBatches/],
@@ -231,13 +241,22 @@ describe('manual invocations', () => {
     [{ action: 'reset', syncId: 'main', to: 'last tuesday' }, /invalid invocation: to: "last tuesday"/],
     [{ action: 'status', syncId: 'nope' }, /unknown sync "nope"/],
     ['just a string', /invalid invocation/],
-  ])('refuses %o with a clear error and no side effect', async (event, message) => {
-    await someCalls(2);
-    const handler = createHandler(env());
-    await expect(handler(event, context())).rejects.toThrow(message);
-    expect(h.api.requestCount).toBe(0);
-    expect(await store.read('main')).toBeUndefined();
-  });
+  ])(
+    'answers an invalid manual event %o with an error object, not a failed invocation',
+    async (event, message) => {
+      await someCalls(2);
+      const handler = createHandler(env());
+      const answer = (await handler(event, context())) as { error: string; errorType: string };
+      expect(answer).toEqual({ error: expect.stringMatching(message), errorType: 'InvalidInvocationError' });
+      expect(h.api.requestCount).toBe(0);
+      expect(await store.read('main')).toBeUndefined();
+      const logged = output
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l));
+      expect(logged.find((l) => l.event === 'invalid_invocation')).toMatchObject({ level: 'WARN' });
+    },
+  );
 
   it('names the setting when the function is misconfigured', async () => {
     const handler = createHandler(env({ SYNCS: '[{"id":"main"}]' }));

@@ -31,8 +31,27 @@ export class InvalidInvocationError extends Error {
   }
 }
 
+/**
+ * EventBridge Scheduler sends an object without `action`; anything else comes from a person or a script
+ * invoking the function by hand. An invalid scheduled event is a deployment bug (it throws and alarms);
+ * an invalid manual one is answered to its caller (see `refusal`).
+ */
+export function isScheduledEvent(event: unknown): boolean {
+  return Boolean(event) && typeof event === 'object' && !('action' in (event as object));
+}
+
+/** What a manual caller gets back for an invalid event, instead of a failed invocation that pages someone. */
+export interface InvocationRefusal {
+  readonly error: string;
+  readonly errorType: 'InvalidInvocationError';
+}
+
+export function refusal(error: InvalidInvocationError): InvocationRefusal {
+  return { error: error.message, errorType: 'InvalidInvocationError' };
+}
+
 export function parseInvocation(event: unknown): Invocation {
-  if (event && typeof event === 'object' && !('action' in event)) {
+  if (isScheduledEvent(event)) {
     const result = scheduled.safeParse(event);
     if (result.success) return { action: 'scheduled', syncId: result.data.syncId };
     throw new InvalidInvocationError(describe(result.error, 'a scheduled event must be {"syncId": "<id>"}'));

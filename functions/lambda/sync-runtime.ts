@@ -8,7 +8,13 @@ import { PowertoolsSyncLog } from '../sync/log';
 import { listDeadLetters, readStatus, replayDeadLetters, resetCheckpoint } from '../sync/operations';
 import { type Env, parseInstant, SettingError, validateApiUrl } from '../sync/settings';
 import { createDynamoClient, createSync, type Sync } from '../sync/wiring';
-import { InvalidInvocationError, type Invocation, parseInvocation } from './invocation';
+import {
+  InvalidInvocationError,
+  type Invocation,
+  isScheduledEvent,
+  parseInvocation,
+  refusal,
+} from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
 import { SecretCache } from './secret-cache';
 import { readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
@@ -69,6 +75,21 @@ export class SyncRuntime {
   }
 
   async handle(
+    event: unknown,
+    context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId' | 'functionVersion'>,
+  ): Promise<unknown> {
+    try {
+      return await this.dispatch(event, context);
+    } catch (error) {
+      // A person's typo must not count in the function's Errors metric and page the on-call; a bad
+      // scheduled event is a deployment bug and does.
+      if (!(error instanceof InvalidInvocationError) || isScheduledEvent(event)) throw error;
+      this.log.log('warn', 'invalid_invocation', { error: error.message });
+      return refusal(error);
+    }
+  }
+
+  private async dispatch(
     event: unknown,
     context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId' | 'functionVersion'>,
   ): Promise<unknown> {
