@@ -221,6 +221,35 @@ describe('manual invocations', () => {
     expect(reset).toMatchObject({ cursor: { endEpoch: 1767225600, uniqueid: '' } });
   });
 
+  it('answers the check action with one field per dependency, and posts nothing', async () => {
+    await someCalls(5);
+    const handler = createHandler(env());
+    const report = (await handler({ action: 'check', syncId: 'main' }, context())) as {
+      ok: boolean;
+      checks: Record<string, { status: string; message: string }>;
+    };
+    expect(Object.entries(report.checks).map(([name, r]) => `${name}: ${r.status}`)).toEqual([
+      'database: pass',
+      'grants: pass',
+      'table: pass',
+      'queryPlan: pass',
+      'timeZone: pass',
+      'apiKey: pass',
+      'apiRedirect: pass',
+      'checkpointTable: pass',
+    ]);
+    expect(report.ok).toBe(true);
+    expect(h.api.requests.filter((r) => r.method === 'POST')).toEqual([]);
+
+    // A key refused by the API: the check reads the secret afresh, and reports the refusal.
+    secretValues.set(`AWSCURRENT:${API_ARN}`, JSON.stringify({ apiKey: 'old-api-key', apiUrl: h.api.url }));
+    const refused = (await handler({ action: 'check', syncId: 'main' }, context())) as typeof report;
+    expect(refused.ok).toBe(false);
+    expect(refused.checks.apiKey).toEqual({ status: 'fail', message: 'API key rejected (HTTP 401)' });
+    secretsNeverIn(output + JSON.stringify(report) + JSON.stringify(refused));
+    expect(JSON.stringify(refused)).not.toContain('old-api-key');
+  });
+
   it.each([
     [{}, /syncId/],
     [{ syncId: 'main', extra: 1 }, /invalid invocation/],

@@ -20,6 +20,7 @@ const manual = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal('status'), syncId }),
   z.strictObject({ action: z.literal('reset'), syncId, to: instant, force: z.optional(z.boolean()) }),
   z.strictObject({ action: z.literal('dead-letters'), syncId, replay: z.optional(z.boolean()) }),
+  z.strictObject({ action: z.literal('check'), syncId }),
 ]);
 
 export type Invocation = { readonly action: 'scheduled'; readonly syncId: string } | z.infer<typeof manual>;
@@ -59,7 +60,10 @@ export function parseInvocation(event: unknown): Invocation {
   const result = manual.safeParse(event);
   if (result.success) return result.data;
   throw new InvalidInvocationError(
-    describe(result.error, 'expected {"action":"sync"|"status"|"reset"|"dead-letters","syncId":"<id>", ...}'),
+    describe(
+      result.error,
+      'expected {"action":"sync"|"status"|"reset"|"dead-letters"|"check","syncId":"<id>", ...}',
+    ),
   );
 }
 

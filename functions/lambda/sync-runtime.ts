@@ -1,12 +1,15 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
+import { type CheckReport, runChecks } from '../sync/check';
 import { CheckpointStore } from '../sync/checkpoint-store';
 import { VicidialDbConnection } from '../sync/db-connection';
 import { type RunSummary, runSync } from '../sync/engine';
 import { PowertoolsSyncLog } from '../sync/log';
 import { listDeadLetters, readStatus, replayDeadLetters, resetCheckpoint } from '../sync/operations';
 import { type Env, parseInstant, SettingError, validateApiUrl } from '../sync/settings';
+import { USER_AGENT } from '../sync/version';
 import { createDynamoClient, createSync, type Sync } from '../sync/wiring';
 import {
   InvalidInvocationError,
@@ -17,7 +20,7 @@ import {
 } from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
 import { SecretCache } from './secret-cache';
-import { readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
+import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
 
 /** A scheduled run that failed: thrown so the function's Errors metric (and its alarm) shows it. */
 export class SyncFailedError extends Error {
@@ -47,6 +50,7 @@ function deadlineOf(sync: Sync, context: Pick<Context, 'getRemainingTimeInMillis
 export class SyncRuntime {
   private readonly settings: LambdaSettings;
   private readonly cache: SecretCache;
+  private readonly dynamo: DynamoDBClient;
   private readonly store: CheckpointStore;
   private readonly connection: VicidialDbConnection;
   private readonly log: PowertoolsSyncLog;
@@ -60,14 +64,12 @@ export class SyncRuntime {
       deps.secrets ?? new SecretsManagerClient({ region: this.settings.region }),
       this.settings.secretsTtlMs,
     );
-    this.store = new CheckpointStore(
-      createDynamoClient({
-        table: this.settings.checkpointTable,
-        region: this.settings.region,
-        endpoint: this.settings.endpoint,
-      }),
-      this.settings.checkpointTable,
-    );
+    this.dynamo = createDynamoClient({
+      table: this.settings.checkpointTable,
+      region: this.settings.region,
+      endpoint: this.settings.endpoint,
+    });
+    this.store = new CheckpointStore(this.dynamo, this.settings.checkpointTable);
     this.connection = new VicidialDbConnection(
       new SecretDbCredentials(this.cache, this.settings.dbSecretArn),
     );
@@ -106,6 +108,8 @@ export class SyncRuntime {
         return this.sync(invocation, context);
       case 'status':
         return readStatus(this.store, invocation.syncId);
+      case 'check':
+        return this.check(invocation.syncId);
       case 'reset': {
         const to = typeof invocation.to === 'number' ? invocation.to : parseInstant(invocation.to);
         if (to === undefined) {
@@ -142,20 +146,44 @@ export class SyncRuntime {
     return summary;
   }
 
+  /** The sync's API URL: from its secret, its SYNCS entry, or the function's DID_OPTIMIZER_API_URL. */
+  private apiUrl(syncId: string, secret: ApiSecret): string {
+    const entry = this.settings.syncs.get(syncId);
+    const url = secret.apiUrl ?? entry?.apiUrl ?? this.settings.env.DID_OPTIMIZER_API_URL;
+    if (!url)
+      throw new SettingError(
+        `apiUrl (sync "${syncId}")`,
+        `is missing: put "apiUrl" in secret ${entry?.apiSecretArn ?? '?'}`,
+      );
+    return validateApiUrl(`apiUrl (sync "${syncId}")`, url, this.settings.allowInsecureApi);
+  }
+
+  /** The manual `check` action: the same checks as `did-sync check`, answered as JSON. */
+  private check(syncId: string): Promise<CheckReport> {
+    const entry = this.settings.syncs.get(syncId);
+    if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
+    return runChecks({
+      settings: syncSettings(this.settings, syncId),
+      db: this.connection,
+      api: async () => {
+        // Fresh: a check right after a key rotation must not judge the cached old key.
+        const secret = await readApiSecret(this.cache, entry.apiSecretArn, true);
+        return { url: this.apiUrl(syncId, secret), key: secret.apiKey };
+      },
+      userAgent: USER_AGENT,
+      dynamo: this.dynamo,
+      table: this.settings.checkpointTable,
+    });
+  }
+
   private async createSync(syncId: string): Promise<Sync> {
     const entry = this.settings.syncs.get(syncId);
     if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
     const secret = await readApiSecret(this.cache, entry.apiSecretArn);
-    const url = secret.apiUrl ?? entry.apiUrl ?? this.settings.env.DID_OPTIMIZER_API_URL;
-    if (!url)
-      throw new SettingError(
-        `apiUrl (sync "${syncId}")`,
-        `is missing: put "apiUrl" in secret ${entry.apiSecretArn}`,
-      );
     return createSync({
       settings: syncSettings(this.settings, syncId),
       api: {
-        url: validateApiUrl(`apiUrl (sync "${syncId}")`, url, this.settings.allowInsecureApi),
+        url: this.apiUrl(syncId, secret),
         allowInsecure: this.settings.allowInsecureApi,
       },
       keys: secretApiKey(this.cache, entry.apiSecretArn),

@@ -146,7 +146,7 @@ export function judgeTimeZone(
   }
   const suggested = formatOffset(toQuarterHour(session.offsetSeconds + difference));
   const direction = difference > 0 ? 'ahead of' : 'behind';
-  const by = `${Math.abs(difference)} s (${formatOffset(Math.abs(difference)).slice(1)})`;
+  const by = formatOffset(Math.abs(difference)).slice(1);
   return {
     ...base,
     status: 'mismatch',
@@ -155,8 +155,8 @@ export function judgeTimeZone(
     suggestedTimeZone: suggested,
     message:
       `call_date runs ${by} ${direction} the session time zone ${zone} ` +
-      `(${measured}), so reads bounded by FROM_UNIXTIME miss calls: set VICIDIAL_DB_TIME_ZONE=${suggested} ` +
-      '(the zone VICIdial writes call_date in; a named zone such as America/New_York also follows daylight saving)',
+      `(median ${signed(difference)} s over ${used.length} calls): reads miss calls; ` +
+      `set VICIDIAL_DB_TIME_ZONE=${suggested} (or the named zone VICIdial runs in, e.g. America/New_York)`,
   };
 }
 
