@@ -182,6 +182,110 @@ describe('scheduled runs', () => {
   });
 });
 
+/** The CloudWatch Embedded Metric Format blobs printed to stdout. */
+function emfBlobs(): Record<string, unknown>[] {
+  return output
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => '_aws' in l);
+}
+
+describe('run metrics', () => {
+  interface Emf {
+    _aws: {
+      CloudWatchMetrics: {
+        Namespace: string;
+        Dimensions: string[][];
+        Metrics: { Name: string; Unit: string }[];
+      }[];
+    };
+    [key: string]: unknown;
+  }
+
+  it('prints one EMF blob per run with the syncId dimension and the run counts', async () => {
+    await someCalls(25);
+    await insertCalls(h.db, [
+      makeCall({ end_epoch: (await h.dbNow()) - 100, phone_number: null, uniqueid: '1700000200.1' }, 88),
+    ]);
+    const handler = createHandler(env());
+    const summary = (await handler({ syncId: 'main' }, context())) as RunSummary;
+    expect(summary).toMatchObject({ delivered: 25, deadLettered: 1 });
+    const blobs = emfBlobs() as unknown as Emf[];
+    expect(blobs).toHaveLength(1);
+    const blob = blobs[0] as Emf;
+    const [directive] = blob._aws.CloudWatchMetrics;
+    expect(directive?.Namespace).toBe('DidSync');
+    expect(directive?.Dimensions).toEqual([['syncId']]);
+    expect(blob.syncId).toBe('main');
+    expect(directive?.Metrics.map((m) => m.Name).sort()).toEqual(
+      [
+        'CallsDelivered',
+        'CallsDeadLettered',
+        'CallsRetried',
+        'CallsAmbiguous',
+        'CallsParked',
+        'CallsPending',
+        'CallsMissing',
+        'CallsQueued',
+        'SyncLagSeconds',
+        'RunDurationMs',
+        'RunsCompleted',
+        'RunsPartial',
+        'RunsFailed',
+        'RunsSkipped',
+        'ApiAuthFailures',
+        ...('concurrency' in summary ? ['Concurrency'] : []),
+      ].sort(),
+    );
+    expect(directive?.Metrics).toContainEqual({ Name: 'SyncLagSeconds', Unit: 'Seconds' });
+    expect(directive?.Metrics).toContainEqual({ Name: 'RunDurationMs', Unit: 'Milliseconds' });
+    expect(blob).toMatchObject({
+      CallsDelivered: 25,
+      CallsDeadLettered: 1,
+      CallsRetried: 0,
+      CallsPending: 0,
+      RunsCompleted: 1,
+      RunsPartial: 0,
+      RunsFailed: 0,
+      RunsSkipped: 0,
+      ApiAuthFailures: 0,
+      SyncLagSeconds: summary.lagSeconds,
+      RunDurationMs: summary.durationMs,
+    });
+    expect(blob).not.toHaveProperty('service');
+
+    // The next run of the warm container is a blob of its own, and nothing else prints one.
+    output = '';
+    await handler({ action: 'status', syncId: 'main' }, context());
+    expect(emfBlobs()).toHaveLength(0);
+    expect(output).not.toContain('No application metrics');
+  });
+
+  it('counts a failed scheduled run and a refused key, under POWERTOOLS_METRICS_NAMESPACE', async () => {
+    await someCalls(3);
+    h.api.setValidKeys(['another-key']);
+    const handler = createHandler(env({ POWERTOOLS_METRICS_NAMESPACE: 'DidSyncTest' }));
+    await expect(handler({ syncId: 'main' }, context())).rejects.toThrow(/failed: api_auth/);
+    const [blob] = emfBlobs() as unknown as Emf[];
+    expect(blob?._aws.CloudWatchMetrics[0]?.Namespace).toBe('DidSyncTest');
+    expect(blob).toMatchObject({
+      syncId: 'main',
+      RunsFailed: 1,
+      RunsCompleted: 0,
+      ApiAuthFailures: 1,
+      CallsDelivered: 0,
+    });
+  });
+
+  it('records no metrics for a dry run, which delivers nothing', async () => {
+    await someCalls(4);
+    const handler = createHandler(env());
+    await handler({ action: 'sync', syncId: 'main', dryRun: true }, context());
+    expect(emfBlobs()).toHaveLength(0);
+  });
+});
+
 describe('manual invocations', () => {
   it('answers sync, status, reset and dead-letters with JSON results', async () => {
     await someCalls(4);

@@ -1,4 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
@@ -19,6 +20,7 @@ import {
   refusal,
 } from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
+import { recordRunMetrics } from './run-metrics';
 import { SecretCache } from './secret-cache';
 import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
 
@@ -35,6 +37,8 @@ export class SyncFailedError extends Error {
 export interface RuntimeDeps {
   readonly logger: Logger;
   readonly secrets?: SecretsManagerClient;
+  /** Where run metrics go (published by the handler's logMetrics middleware); none: not recorded. */
+  readonly metrics?: Metrics;
 }
 
 /** When to stop starting work: in time for in-flight posts to time out, the last writes and the answer. */
@@ -142,6 +146,8 @@ export class SyncRuntime {
       ...(invocation.action === 'sync' && invocation.dryRun ? { dryRun: true } : {}),
       ...(invocation.action === 'sync' && invocation.maxBatches ? { maxBatches: invocation.maxBatches } : {}),
     });
+    // A dry run delivered nothing: its would-be counts must not show up as deliveries.
+    if (this.deps.metrics && !summary.dryRun) recordRunMetrics(this.deps.metrics, summary);
     if (invocation.action === 'scheduled' && summary.outcome === 'failed') throw new SyncFailedError(summary);
     return summary;
   }
