@@ -9,10 +9,12 @@ import { formatCheckReport, runChecks } from '../functions/sync/check';
 import { CheckpointStore, LeaseHeldError } from '../functions/sync/checkpoint-store';
 import { staticCredentials, VicidialDbConnection } from '../functions/sync/db-connection';
 import { parseDbSettings } from '../functions/sync/db-settings';
-import { type RunSummary, runSync } from '../functions/sync/engine';
+import { FINAL_WRITE_MS, type RunSummary, runSync } from '../functions/sync/engine';
 import { PowertoolsSyncLog } from '../functions/sync/log';
 import {
+  type DbClock,
   listDeadLetters,
+  ResetRefusedError,
   readStatus,
   replayDeadLetters,
   resetCheckpoint,
@@ -21,12 +23,14 @@ import {
   type Env,
   parseApiSettings,
   parseCheckpointSettings,
+  parseConnectionSettings,
   parseInstant,
   parseSyncSettings,
   requiredSetting,
   SettingError,
 } from '../functions/sync/settings';
 import { USER_AGENT } from '../functions/sync/version';
+import type { VicidialLog } from '../functions/sync/vicidial-log';
 import { createDynamoClient, createSync } from '../functions/sync/wiring';
 
 /**
@@ -38,10 +42,12 @@ import { createDynamoClient, createSync } from '../functions/sync/wiring';
 const USAGE = `usage: did-sync <command> [options]
 
 commands:
-  run [--dry-run] [--max-batches N] [--max-seconds S]   sync until caught up (or a limit)
-  status [--json]                                       checkpoint, lag, lease, pending, dead letters
-  reset --to <ISO-8601|epoch> [--force]                 move the checkpoint (refused while a run holds the lease)
-  dead-letters [--replay] [--json]                      list rejected calls, or post them again
+  run [--dry-run] [--max-batches N] [--max-seconds S]   sync until caught up (or a limit); ends within S + 2 s
+  status [--json]                                       checkpoint, lag, lease, pending, parked, dead letters
+  reset --to <ISO-8601|epoch> [--force] [--without-database]
+                                                        move the checkpoint (refused while a run holds the lease,
+                                                        or for an instant after the database's clock)
+  dead-letters [--replay] [--json]                      list rejected calls, or post them again (takes the lease)
   check [--json]                                        try the database, its grant and time zone, the API key
                                                         and the checkpoint table; posts no call
 
@@ -66,8 +72,9 @@ function positiveInt(name: string, value: string | undefined): number | undefine
 function printSummary(summary: RunSummary): void {
   const lines = [
     `sync ${summary.syncId}: ${summary.outcome}${summary.reason ? ` (${summary.reason})` : ''}${summary.dryRun ? ' [dry run]' : ''}`,
-    `  delivered ${summary.delivered} (duplicates ${summary.duplicates}), retried ${summary.retried}, dead-lettered ${summary.deadLettered}`,
-    `  pending ${summary.pending} (resolved ${summary.pendingResolved}), batches ${summary.batches}, calls read ${summary.callsRead}`,
+    `  delivered ${summary.delivered}, retried ${summary.retried}, ambiguous ${summary.ambiguous}, rate-limited ${summary.rateLimited}, dead-lettered ${summary.deadLettered}`,
+    `  pending ${summary.pending} (resolved ${summary.pendingResolved}), parked ${summary.parked} (new ${summary.parkedNew}, recovered ${summary.recovered}), skipped as delivered ${summary.skippedAhead}`,
+    `  batches ${summary.batches}, calls read ${summary.callsRead}, checkpoints ${summary.checkpoints}, concurrency ${summary.concurrency}`,
     `  cursor ${summary.cursor ? `${new Date(summary.cursor.endEpoch * 1000).toISOString()} ${summary.cursor.uniqueid}` : '-'}, lag ${summary.lagSeconds ?? '-'} s, ${(summary.durationMs / 1000).toFixed(1)} s`,
   ];
   if (summary.detail) lines.push(`  ${summary.detail}`);
@@ -90,16 +97,37 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       to: { type: 'string' },
       force: { type: 'boolean' },
+      'without-database': { type: 'boolean' },
       replay: { type: 'boolean' },
     },
     strict: true,
   });
+  const started = Date.now();
   const env = loadEnv(process.cwd());
   const settings = parseSyncSettings(env);
   const checkpointSettings = parseCheckpointSettings(env);
   const log = new PowertoolsSyncLog();
   const dynamo = createDynamoClient(checkpointSettings);
   const store = new CheckpointStore(dynamo, checkpointSettings.table);
+  // status and reset read the database's clock when the database settings are there.
+  const database = (): { calls: VicidialLog; close: () => Promise<void> } | undefined => {
+    let db: ReturnType<typeof parseDbSettings>;
+    try {
+      db = parseDbSettings(env);
+    } catch {
+      return undefined;
+    }
+    const sync = createSync({
+      settings,
+      api: { url: 'http://127.0.0.1', allowInsecure: false },
+      db: staticCredentials(db),
+      dbConnection: parseConnectionSettings(env),
+      keys: staticApiKey(''),
+      checkpoints: store,
+      log,
+    });
+    return { calls: sync.calls, close: () => sync.close() };
+  };
   try {
     // check tests the table as it is: creating it here would hide a missing one.
     if (checkpointSettings.endpoint && command !== 'check') await store.ensureTable();
@@ -108,7 +136,9 @@ async function main(argv: string[]): Promise<number> {
         const api = parseApiSettings(env);
         const key = requiredSetting(env, 'API_KEY', 'is required (the DID Optimizer API key)');
         // A short connect timeout: a database that does not answer must not hold the command.
+        // The session zone and query timeout the sync itself runs with, so the check judges its reads.
         const connection = new VicidialDbConnection(staticCredentials(parseDbSettings(env)), {
+          ...parseConnectionSettings(env),
           connectTimeoutMs: 5_000,
           poolSize: 1,
         });
@@ -139,7 +169,9 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       case 'status': {
-        const status = await readStatus(store, settings.syncId);
+        const db = database();
+        const clock: DbClock | undefined = db ? () => db.calls.now({ timeoutMs: 5_000 }) : undefined;
+        const status = await readStatus(store, settings.syncId, clock).finally(() => db?.close());
         if (values.json) {
           process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
         } else {
@@ -147,9 +179,15 @@ async function main(argv: string[]): Promise<number> {
             `${[
               `sync ${status.syncId}${status.exists ? '' : ' (no checkpoint yet)'}`,
               `  cursor     ${status.cursorTime ?? '-'} ${status.cursor?.uniqueid ?? ''}`,
-              `  lag        ${status.lagSeconds ?? '-'} s`,
+              `  lag        ${status.lagSeconds ?? '-'} s (${status.clock} clock)`,
+              ...(status.warning ? [`  WARNING    ${status.warning}`] : []),
               `  lease      ${status.lease ? `${status.lease.owner} until ${status.lease.expiresAt}` : 'free'}`,
               `  pending    ${status.pending}`,
+              `  parked     ${status.parked}`,
+              ...status.parkedCalls.map(
+                (p) =>
+                  `    ${p.uniqueid} ended ${new Date(p.endEpoch * 1000).toISOString()}, failed in ${p.failures} run(s) since ${new Date(p.firstFailedAt * 1000).toISOString()}, last HTTP ${p.lastStatus ?? 'none'}`,
+              ),
               `  dead letters ${status.deadLetters}`,
               `  last run   ${status.lastRun ? `${status.lastRun.outcome} at ${status.lastRun.at}, delivered ${status.lastRun.delivered}` : '-'}`,
             ].join('\n')}\n`,
@@ -162,8 +200,19 @@ async function main(argv: string[]): Promise<number> {
         const to = parseInstant(values.to);
         if (to === undefined)
           throw new UsageError(`--to: "${values.to}" is not epoch seconds or ISO-8601 with a zone`);
-        const status = await resetCheckpoint(store, settings.syncId, to, values.force ?? false, log);
-        process.stdout.write(`sync ${status.syncId}: checkpoint reset to ${status.cursorTime}\n`);
+        const db = database();
+        const report = await resetCheckpoint(
+          store,
+          db?.calls,
+          settings.syncId,
+          to,
+          { force: values.force ?? false, withoutDatabase: values['without-database'] ?? false },
+          log,
+        ).finally(() => db?.close());
+        process.stdout.write(
+          `sync ${report.syncId}: checkpoint reset to ${report.cursorTime} (checked against the ${report.checkedAgainst} clock)` +
+            `${report.rePost !== null ? `; ${report.rePost} eligible call(s) after it will be posted again` : ''}\n`,
+        );
         return 0;
       }
       case 'run':
@@ -186,25 +235,32 @@ async function main(argv: string[]): Promise<number> {
           settings,
           api,
           db: staticCredentials(parseDbSettings(env)),
+          dbConnection: parseConnectionSettings(env),
           keys: staticApiKey(key),
           checkpoints: store,
           log,
         });
+        const owner = `cli:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
         try {
           if (command === 'dead-letters') {
-            const summary = await replayDeadLetters(sync);
+            const summary = await replayDeadLetters(sync, { owner });
+            if (!summary.replayed) {
+              process.stderr.write(`did-sync: ${summary.detail}\n`);
+              return 1;
+            }
             process.stdout.write(
-              `replayed ${summary.total - summary.notAttempted} of ${summary.total}: delivered ${summary.delivered}, still rejected ${summary.stillRejected}${summary.stoppedBy ? `, stopped: ${summary.stoppedBy}` : ''}\n`,
+              `replayed ${summary.total - summary.notAttempted} of ${summary.total}: delivered ${summary.delivered}, still rejected ${summary.stillRejected}, failed ${summary.failed}${summary.stoppedBy ? `, stopped: ${summary.stoppedBy}${summary.detail ? ` (${summary.detail})` : ''}` : ''}\n`,
             );
             return summary.stoppedBy ? 1 : 0;
           }
           const maxSeconds = positiveInt('max-seconds', values['max-seconds']);
           const maxBatches = positiveInt('max-batches', values['max-batches']);
           const summary = await runSync(sync, {
-            owner: `cli:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+            owner,
             dryRun: values['dry-run'] ?? false,
             ...(maxBatches ? { maxBatches } : {}),
-            ...(maxSeconds ? { deadline: Date.now() + maxSeconds * 1000 } : {}),
+            // Every wait ends here; the last checkpoint, the release and the summary fit in the rest.
+            ...(maxSeconds ? { deadline: started + maxSeconds * 1000 - FINAL_WRITE_MS - 300 } : {}),
           });
           printSummary(summary);
           return summary.outcome === 'failed' ? 1 : 0;
@@ -220,26 +276,31 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    if (error instanceof SettingError) {
-      process.stderr.write(`did-sync: setting ${error.message}\n`);
-      process.exitCode = 2;
-    } else if (
-      error instanceof UsageError ||
-      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    ) {
-      process.stderr.write(`did-sync: ${(error as Error).message}\n${USAGE}\n`);
-      process.exitCode = 2;
-    } else if (error instanceof LeaseHeldError) {
-      process.stderr.write(`did-sync: ${error.message}\n`);
-      process.exitCode = 1;
-    } else {
+main(process.argv.slice(2))
+  .then(
+    (code) => code,
+    (error: unknown) => {
+      if (error instanceof SettingError) {
+        process.stderr.write(`did-sync: setting ${error.message}\n`);
+        return 2;
+      }
+      if (error instanceof ResetRefusedError) {
+        process.stderr.write(`did-sync: reset refused: ${error.message}\n`);
+        return 2;
+      }
+      if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+        process.stderr.write(`did-sync: ${(error as Error).message}\n${USAGE}\n`);
+        return 2;
+      }
+      if (error instanceof LeaseHeldError) {
+        process.stderr.write(`did-sync: ${error.message}\n`);
+        return 1;
+      }
       process.stderr.write(`did-sync: ${(error as Error).name}: ${(error as Error).message}\n`);
-      process.exitCode = 1;
-    }
-  },
-);
+      return 1;
+    },
+  )
+  .then((code) => {
+    // Exit now: a socket the run gave up on (a hung API, a locked table) must not keep the process up.
+    process.exit(code);
+  });

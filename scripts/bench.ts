@@ -27,7 +27,7 @@ import { type Cursor, cursorAfter, cursorAt, cursorOf, planSlice } from '../func
 import { staticCredentials } from '../functions/sync/db-connection';
 import { type RunSummary, runSync } from '../functions/sync/engine';
 import type { LogFields, LogLevel, SyncLog } from '../functions/sync/log';
-import { parseSyncSettings, type SyncSettings } from '../functions/sync/settings';
+import { parseConnectionSettings, parseSyncSettings, type SyncSettings } from '../functions/sync/settings';
 import { buildSliceQuery, TIME_ZONE_MARGIN_SECONDS } from '../functions/sync/vicidial-log';
 import { createDynamoClient, createSync, type Sync } from '../functions/sync/wiring';
 import { type FakeDidApi, startFakeDidApi } from '../test/support/fake-did-api';
@@ -628,6 +628,7 @@ async function benchThroughput(maria: LocalMariaDb, dynamo: LocalDynamoDb, api: 
       }),
       api: { url: api.url, allowInsecure: false },
       db,
+      dbConnection: parseConnectionSettings({}),
       keys: staticApiKey(API_KEY),
       checkpoints: store,
       log,

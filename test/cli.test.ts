@@ -94,8 +94,13 @@ describe('did-sync run', () => {
     expect(sent).toHaveProperty('disposition');
     expect(sent).toHaveProperty('durationMs');
     const end_ = lines.find((l) => l.event === 'run_end');
-    expect(end_).toMatchObject({ outcome: 'completed', delivered: 30, deadLettered: 1, duplicates: 0 });
-    expect(run.stdout.trim().split('\n').at(-4)).toMatch(/^sync cli-run: completed/);
+    expect(end_).toMatchObject({ outcome: 'completed', delivered: 30, deadLettered: 1, ambiguous: 0 });
+    expect(
+      run.stdout
+        .trim()
+        .split('\n')
+        .find((l) => l.startsWith('sync ')),
+    ).toMatch(/^sync cli-run: completed/);
     expect(h.api.stored.size).toBe(30);
 
     const status = await cli(['status', '--json'], env);
@@ -119,6 +124,8 @@ describe('did-sync run', () => {
 
     const reset = await cli(['reset', '--to', new Date((end - 60) * 1000).toISOString()], env);
     expect(reset.code).toBe(0);
+    // A backward reset says how many calls will be posted again.
+    expect(reset.stdout).toContain('31 eligible call(s) after it will be posted again');
     expect(JSON.parse((await cli(['status', '--json'], env)).stdout).cursor).toEqual({
       endEpoch: end - 60,
       uniqueid: '',

@@ -18,7 +18,13 @@ const manual = z.discriminatedUnion('action', [
     maxBatches: z.optional(z.int().check(z.positive())),
   }),
   z.strictObject({ action: z.literal('status'), syncId }),
-  z.strictObject({ action: z.literal('reset'), syncId, to: instant, force: z.optional(z.boolean()) }),
+  z.strictObject({
+    action: z.literal('reset'),
+    syncId,
+    to: instant,
+    force: z.optional(z.boolean()),
+    withoutDatabase: z.optional(z.boolean()),
+  }),
   z.strictObject({ action: z.literal('dead-letters'), syncId, replay: z.optional(z.boolean()) }),
   z.strictObject({ action: z.literal('check'), syncId }),
 ]);

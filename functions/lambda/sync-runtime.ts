@@ -3,15 +3,22 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
+import type { DidOptimizerClient } from '../sync/api-client';
 import { type CheckReport, runChecks } from '../sync/check';
 import { CheckpointStore } from '../sync/checkpoint-store';
 import { VicidialDbConnection } from '../sync/db-connection';
-import { type RunSummary, runSync } from '../sync/engine';
+import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/engine';
 import { PowertoolsSyncLog } from '../sync/log';
 import { listDeadLetters, readStatus, replayDeadLetters, resetCheckpoint } from '../sync/operations';
-import { type Env, parseInstant, SettingError, validateApiUrl } from '../sync/settings';
+import {
+  type Env,
+  parseConnectionSettings,
+  parseInstant,
+  SettingError,
+  validateApiUrl,
+} from '../sync/settings';
 import { USER_AGENT } from '../sync/version';
-import { createDynamoClient, createSync, type Sync } from '../sync/wiring';
+import { createApiClient, createDynamoClient, createSync, type Sync } from '../sync/wiring';
 import {
   InvalidInvocationError,
   type Invocation,
@@ -41,10 +48,12 @@ export interface RuntimeDeps {
   readonly metrics?: Metrics;
 }
 
-/** When to stop starting work: in time for in-flight posts to time out, the last writes and the answer. */
-function deadlineOf(sync: Sync, context: Pick<Context, 'getRemainingTimeInMillis'>): number {
-  const margin = sync.settings.apiTimeoutMs + 5_000;
-  return Date.now() + Math.max(0, context.getRemainingTimeInMillis() - margin);
+/** Time kept after the run's deadline: the last checkpoint and lease release, and 3 s to spare. */
+const LAMBDA_RESERVE_MS = FINAL_WRITE_MS + 3_500;
+
+/** When every wait of the run must be over: requests and queries are cut there. */
+function deadlineOf(context: Pick<Context, 'getRemainingTimeInMillis'>): number {
+  return Date.now() + Math.max(0, context.getRemainingTimeInMillis() - LAMBDA_RESERVE_MS);
 }
 
 /**
@@ -58,6 +67,8 @@ export class SyncRuntime {
   private readonly store: CheckpointStore;
   private readonly connection: VicidialDbConnection;
   private readonly log: PowertoolsSyncLog;
+  /** One pooled API client per sync and URL, kept warm across invocations. */
+  private readonly apiClients = new Map<string, DidOptimizerClient>();
 
   constructor(
     env: Env,
@@ -74,8 +85,13 @@ export class SyncRuntime {
       endpoint: this.settings.endpoint,
     });
     this.store = new CheckpointStore(this.dynamo, this.settings.checkpointTable);
+    const connection = parseConnectionSettings(env);
     this.connection = new VicidialDbConnection(
       new SecretDbCredentials(this.cache, this.settings.dbSecretArn),
+      {
+        queryTimeoutMs: connection.queryTimeoutMs,
+        timeZone: connection.timeZone,
+      },
     );
     this.log = new PowertoolsSyncLog(deps.logger);
   }
@@ -111,7 +127,11 @@ export class SyncRuntime {
       case 'sync':
         return this.sync(invocation, context);
       case 'status':
-        return readStatus(this.store, invocation.syncId);
+        return readStatus(this.store, invocation.syncId, () =>
+          this.connection
+            .query<{ now: number }>('SELECT UNIX_TIMESTAMP() AS now', [], { timeoutMs: 5_000 })
+            .then((rows) => Number(rows[0]?.now)),
+        );
       case 'check':
         return this.check(invocation.syncId);
       case 'reset': {
@@ -121,12 +141,23 @@ export class SyncRuntime {
             `invalid invocation: to: "${invocation.to}" is not epoch seconds or ISO-8601 with a zone`,
           );
         }
-        return resetCheckpoint(this.store, invocation.syncId, to, invocation.force ?? false, this.log);
+        const sync = await this.createSync(invocation.syncId);
+        return resetCheckpoint(
+          this.store,
+          sync.calls,
+          invocation.syncId,
+          to,
+          { force: invocation.force ?? false, withoutDatabase: invocation.withoutDatabase ?? false },
+          this.log,
+        );
       }
       case 'dead-letters': {
         if (invocation.replay) {
           const sync = await this.createSync(invocation.syncId);
-          return replayDeadLetters(sync, { deadline: deadlineOf(sync, context) });
+          return replayDeadLetters(sync, {
+            owner: `lambda:${context.awsRequestId}`,
+            deadline: deadlineOf(context),
+          });
         }
         const letters = await listDeadLetters(this.store, invocation.syncId);
         // A Lambda response is capped at 6 MB: show the oldest letters and the total.
@@ -142,7 +173,7 @@ export class SyncRuntime {
     const sync = await this.createSync(invocation.syncId);
     const summary = await runSync(sync, {
       owner: `lambda:${context.awsRequestId}`,
-      deadline: deadlineOf(sync, context),
+      deadline: deadlineOf(context),
       ...(invocation.action === 'sync' && invocation.dryRun ? { dryRun: true } : {}),
       ...(invocation.action === 'sync' && invocation.maxBatches ? { maxBatches: invocation.maxBatches } : {}),
     });
@@ -186,12 +217,22 @@ export class SyncRuntime {
     const entry = this.settings.syncs.get(syncId);
     if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
     const secret = await readApiSecret(this.cache, entry.apiSecretArn);
+    const settings = syncSettings(this.settings, syncId);
+    const api = {
+      url: this.apiUrl(syncId, secret),
+      allowInsecure: this.settings.allowInsecureApi,
+    };
+    const clientKey = `${syncId} ${api.url}`;
+    let apiClient = this.apiClients.get(clientKey);
+    if (!apiClient) {
+      for (const [k, c] of this.apiClients) if (k.startsWith(`${syncId} `)) c.close();
+      apiClient = createApiClient(api, settings);
+      this.apiClients.set(clientKey, apiClient);
+    }
     return createSync({
-      settings: syncSettings(this.settings, syncId),
-      api: {
-        url: this.apiUrl(syncId, secret),
-        allowInsecure: this.settings.allowInsecureApi,
-      },
+      settings,
+      api,
+      apiClient,
       keys: secretApiKey(this.cache, entry.apiSecretArn),
       checkpoints: this.store,
       log: this.log,

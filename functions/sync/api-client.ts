@@ -1,9 +1,12 @@
+import http from 'node:http';
+import https from 'node:https';
 import type { CallResultPayload } from './payload';
-import { classifyStatus, parseRetryAfter } from './retry-policy';
 
 /**
- * The DID Optimizer API: one POST per call. Knows HTTP and nothing of retries; it tells the caller which
- * kind of answer it got so the delivery policy can decide.
+ * The DID Optimizer API: one POST per call over a pool of keep-alive connections (node:http, no
+ * bundle cost). Knows HTTP and nothing of retries: it returns what came back, or how the exchange
+ * broke, and whether the request had been sent in full (then the server may have stored the call).
+ * Redirects are never followed: the key must reach no other origin.
  */
 
 export interface ApiKeyProvider {
@@ -16,98 +19,118 @@ export function staticApiKey(key: string): ApiKeyProvider {
   return { key: async () => key, refresh: async () => key };
 }
 
-export type PostOutcome =
-  | { readonly kind: 'delivered'; readonly status: number; readonly duplicate: boolean }
-  | { readonly kind: 'rejected'; readonly status: number; readonly excerpt: string }
-  | { readonly kind: 'auth'; readonly status: number; readonly excerpt: string }
+export type PostResult =
   | {
-      readonly kind: 'transient';
-      readonly status: number | null;
+      readonly kind: 'answer';
+      readonly status: number;
+      readonly body: string;
+      readonly location: string | undefined;
+      readonly retryAfter: string | undefined;
+    }
+  | {
+      readonly kind: 'network';
       readonly error: string;
-      readonly retryAfterMs?: number;
+      /** The request was written in full before it broke: the server may have stored the call. */
+      readonly ambiguous: boolean;
     };
 
 export interface ApiClientOptions {
   readonly baseUrl: string;
-  readonly timeoutMs: number;
   readonly userAgent: string;
+  /** Connections kept open to the API: the run's CONCURRENCY. */
+  readonly maxSockets: number;
 }
 
+/** Bodies beyond this are not needed to judge an answer (the API's own are tiny). */
+const MAX_BODY_BYTES = 64 * 1024;
 const EXCERPT_CHARS = 300;
 
 export class DidOptimizerClient {
-  private readonly endpoint: string;
+  private readonly url: URL;
+  private readonly agent: http.Agent;
+  private readonly request: typeof http.request;
 
   constructor(private readonly options: ApiClientOptions) {
-    this.endpoint = `${options.baseUrl.replace(/\/+$/, '')}/api/v1/call-results`;
+    this.url = new URL(`${options.baseUrl.replace(/\/+$/, '')}/api/v1/call-results`);
+    const secure = this.url.protocol === 'https:';
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, scheduling: 'lifo' as const };
+    this.agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    this.request = secure ? https.request : http.request;
   }
 
-  /** Posts one call; `key` lets the caller retry with a refreshed key. */
-  async post(payload: CallResultPayload, key: string): Promise<PostOutcome> {
-    let response: Response;
-    try {
-      // fetch (undici) keeps connections alive and pools them per origin: concurrent posts reuse sockets.
-      response = await fetch(this.endpoint, {
+  /** Posts one call; `key` lets the caller retry with a refreshed key; `timeoutMs` bounds the whole exchange. */
+  post(payload: CallResultPayload, key: string, timeoutMs: number): Promise<PostResult> {
+    const body = JSON.stringify(payload);
+    return new Promise((resolve) => {
+      let sent = false;
+      let settled = false;
+      const finish = (result: PostResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(result);
+      };
+      const req = this.request(this.url, {
         method: 'POST',
+        agent: this.agent,
         headers: {
           'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
           'x-api-key': key,
           'idempotency-key': payload.uniqueid,
           'user-agent': this.options.userAgent,
         },
-        body: JSON.stringify(payload),
-        signal: AbortSignal.timeout(this.options.timeoutMs),
       });
-    } catch (error) {
-      return { kind: 'transient', status: null, error: networkError(error, this.options.timeoutMs) };
-    }
-    let body: string;
-    try {
-      body = await response.text();
-    } catch (error) {
-      return {
-        kind: 'transient',
-        status: response.status,
-        error: networkError(error, this.options.timeoutMs),
-      };
-    }
-    const excerpt = redact(body.slice(0, EXCERPT_CHARS), key);
-    switch (classifyStatus(response.status)) {
-      case 'delivered':
-        return { kind: 'delivered', status: response.status, duplicate: isDuplicate(body) };
-      case 'auth':
-        return { kind: 'auth', status: response.status, excerpt };
-      case 'rejected':
-        return { kind: 'rejected', status: response.status, excerpt };
-      case 'transient': {
-        const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Date.now());
-        return {
-          kind: 'transient',
-          status: response.status,
-          error: `HTTP ${response.status}: ${excerpt}`,
-          ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-        };
-      }
-    }
+      const timer = setTimeout(() => {
+        req.destroy();
+        finish({ kind: 'network', error: `timed out after ${timeoutMs} ms`, ambiguous: sent });
+      }, timeoutMs);
+      req.once('finish', () => {
+        sent = true;
+      });
+      req.once('error', (error: Error & { code?: string }) => {
+        finish({ kind: 'network', error: networkError(error), ambiguous: sent });
+      });
+      req.once('response', (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (size < MAX_BODY_BYTES) chunks.push(chunk);
+          size += chunk.length;
+        });
+        res.once('end', () =>
+          finish({
+            kind: 'answer',
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            location: header(res.headers.location),
+            retryAfter: header(res.headers['retry-after']),
+          }),
+        );
+        res.once('error', (error: Error & { code?: string }) =>
+          finish({ kind: 'network', error: networkError(error), ambiguous: true }),
+        );
+      });
+      req.end(body);
+    });
+  }
+
+  /** Closes the pooled connections (the CLI's end; a warm Lambda keeps them). */
+  close(): void {
+    this.agent.destroy();
   }
 }
 
-function isDuplicate(body: string): boolean {
-  try {
-    return (JSON.parse(body) as { duplicate?: unknown }).duplicate === true;
-  } catch {
-    return false;
-  }
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
 
-function networkError(error: unknown, timeoutMs: number): string {
-  const e = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `timed out after ${timeoutMs} ms`;
-  const cause = e?.cause?.code ?? e?.cause?.message;
-  return cause ? `${e?.message ?? 'network error'} (${cause})` : (e?.message ?? String(error));
+function networkError(error: Error & { code?: string }): string {
+  return error.code ? `${error.message} (${error.code})` : error.message;
 }
 
-/** An API that echoes the request must not put the key into a dead letter or a log line. */
-function redact(text: string, key: string): string {
+/** A short piece of an answer for logs and dead letters; an API that echoes the request must not leak the key. */
+export function excerptOf(body: string, key: string): string {
+  const text = body.slice(0, EXCERPT_CHARS);
   return key.length >= 4 ? text.split(key).join('[redacted]') : text;
 }

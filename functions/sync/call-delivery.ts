@@ -1,47 +1,60 @@
-import type { ApiKeyProvider, DidOptimizerClient } from './api-client';
+import { type ApiKeyProvider, type DidOptimizerClient, excerptOf } from './api-client';
 import type { SyncLog } from './log';
+import type { FailureKind } from './outage-breaker';
 import type { CallResultPayload } from './payload';
-import { type RetryPolicy, retryDelayMs, shouldRetry } from './retry-policy';
+import { classifyAnswer, parseRetryAfter, type RetryPolicy, retryDelayMs, shouldRetry } from './retry-policy';
 import { type RunControl, sleep } from './run-control';
+import type { Throttle } from './throttle';
 
 /**
- * Delivers one call: retries transient failures with backoff inside the run, refreshes the API key once
- * after a 401/403, and reports a final answer the engine can act on.
+ * Delivers one call: retries transient failures with backoff within the run's deadline, waits out 429s
+ * without counting them as failures, refreshes the API key once after a 401/403, and reports a final
+ * answer the engine can act on.
  */
 export type DeliveryResult =
-  | {
-      readonly kind: 'delivered';
-      readonly duplicate: boolean;
-      readonly status: number;
-      readonly attempts: number;
-    }
+  | { readonly kind: 'delivered'; readonly status: number; readonly attempts: number }
+  /** The API will never take this payload as it is: a dead letter. */
   | {
       readonly kind: 'rejected';
       readonly status: number;
       readonly excerpt: string;
       readonly attempts: number;
     }
-  /** Transient failures outlasted the retries: the API is down for now. */
+  /** Every attempt failed: the engine parks the call, or counts it toward the outage breaker. */
   | {
-      readonly kind: 'gave_up';
-      readonly error: string;
+      readonly kind: 'failed';
+      readonly failure: FailureKind;
       readonly status: number | null;
+      readonly error: string;
       readonly attempts: number;
     }
-  /** Refused even with a freshly fetched key. */
+  /** A redirect or a non-API 2xx: nothing was stored and no other call would fare better. */
+  | { readonly kind: 'misconfigured'; readonly status: number; readonly detail: string }
+  /** Refused (401) even with a freshly fetched key. */
   | { readonly kind: 'auth_failed'; readonly status: number; readonly excerpt: string }
+  /** The run is stopping (deadline, rate limit past it, another worker's stop): the call stays unresolved. */
   | { readonly kind: 'stopped' };
+
+export interface DeliveryOptions {
+  readonly policy: RetryPolicy;
+  readonly apiTimeoutMs: number;
+}
 
 export class CallDelivery {
   private currentKey: Promise<string> | undefined;
   private refreshedKey: Promise<string> | undefined;
+  /** Attempts after a failed one (429 waits excluded). */
   retries = 0;
+  /** Attempts made after one that may have been stored (timeout or connection lost after sending). */
+  ambiguous = 0;
+  rateLimited = 0;
 
   constructor(
     private readonly client: DidOptimizerClient,
     private readonly keys: ApiKeyProvider,
-    private readonly policy: RetryPolicy,
+    private readonly options: DeliveryOptions,
     private readonly control: RunControl,
+    private readonly throttle: Throttle,
     private readonly log: SyncLog,
     private readonly random: () => number = Math.random,
   ) {}
@@ -53,8 +66,7 @@ export class CallDelivery {
 
   /**
    * One refresh per run, shared by all workers: sixteen concurrent 401s must not become sixteen secret
-   * fetches. A request refused with the old key retries with the new one; refused with the new one, the
-   * run stops (no dead letters: the calls are fine, the key is not).
+   * fetches. True when the request should be sent again with the new key.
    */
   private async afterAuthFailure(usedKey: string): Promise<boolean> {
     if (!this.refreshedKey) {
@@ -64,53 +76,128 @@ export class CallDelivery {
       this.log.log('warn', 'api_key_refreshed', { changed: fresh !== usedKey });
       return true;
     }
-    const fresh = await this.refreshedKey;
-    return fresh !== usedKey;
+    return (await this.refreshedKey) !== usedKey;
   }
 
-  async deliver(payload: CallResultPayload): Promise<DeliveryResult> {
+  async deliver(payload: CallResultPayload, logFields: Record<string, unknown>): Promise<DeliveryResult> {
+    const { policy } = this.options;
     let attempt = 0;
+    let throttled = 0;
+    let maybeStored = false;
     for (;;) {
-      if (this.control.stopped) return { kind: 'stopped' };
+      if (!(await this.throttle.acquire(this.control))) return { kind: 'stopped' };
+      if (!this.control.mayStart()) {
+        this.throttle.release();
+        return { kind: 'stopped' };
+      }
+      let key: string;
+      try {
+        key = await this.key();
+      } catch (error) {
+        this.throttle.release();
+        throw error;
+      }
       attempt++;
-      const key = await this.key();
+      if (maybeStored) {
+        this.ambiguous++;
+        this.log.log('warn', 'call_ambiguous', { ...logFields, attempt });
+      }
       const started = Date.now();
-      const outcome = await this.client.post(payload, key);
+      const result = await this.client.post(
+        payload,
+        key,
+        Math.floor(this.control.bound(this.options.apiTimeoutMs)),
+      );
+      this.throttle.release();
       const durationMs = Date.now() - started;
-      switch (outcome.kind) {
-        case 'delivered':
-          return {
-            kind: 'delivered',
-            duplicate: outcome.duplicate,
-            status: outcome.status,
-            attempts: attempt,
-          };
-        case 'rejected':
-          return { kind: 'rejected', status: outcome.status, excerpt: outcome.excerpt, attempts: attempt };
-        case 'auth':
-          if (await this.afterAuthFailure(key)) {
+
+      let failure: { kind: FailureKind; status: number | null; error: string };
+      if (result.kind === 'network') {
+        maybeStored ||= result.ambiguous;
+        failure = { kind: 'transient', status: null, error: result.error };
+      } else {
+        const verdict = classifyAnswer(result);
+        const excerpt = () => excerptOf(result.body, key);
+        switch (verdict.kind) {
+          case 'delivered':
+            this.throttle.onDelivered();
+            return { kind: 'delivered', status: result.status, attempts: attempt };
+          case 'rejected':
+            return { kind: 'rejected', status: result.status, excerpt: excerpt(), attempts: attempt };
+          case 'misconfigured':
+            return {
+              kind: 'misconfigured',
+              status: result.status,
+              detail: `${verdict.why}; body: ${JSON.stringify(excerpt().slice(0, 120))}`,
+            };
+          case 'rate_limited': {
             attempt--;
+            throttled++;
+            this.rateLimited++;
+            const waitMs =
+              parseRetryAfter(result.retryAfter, Date.now()) ??
+              Math.max(1_000, retryDelayMs(throttled, policy, this.random));
+            this.throttle.onRateLimited(waitMs);
+            this.log.log('warn', 'rate_limited', {
+              ...logFields,
+              httpStatus: 429,
+              retryAfterMs: waitMs,
+              concurrency: this.throttle.current,
+            });
             continue;
           }
-          return { kind: 'auth_failed', status: outcome.status, excerpt: outcome.excerpt };
-        case 'transient': {
-          if (!shouldRetry(attempt, this.policy)) {
-            return { kind: 'gave_up', error: outcome.error, status: outcome.status, attempts: attempt };
-          }
-          const delayMs = retryDelayMs(attempt, this.policy, outcome.retryAfterMs, this.random);
-          this.retries++;
-          this.log.log('warn', 'call_retry', {
-            uniqueid: payload.uniqueid,
-            campaignId: payload.campaignId,
-            attempt,
-            httpStatus: outcome.status,
-            error: outcome.error,
-            durationMs,
-            delayMs,
-          });
-          await sleep(delayMs, this.control.signal);
+          case 'auth':
+            if (await this.afterAuthFailure(key)) {
+              attempt--;
+              continue;
+            }
+            if (result.status === 401) return { kind: 'auth_failed', status: 401, excerpt: excerpt() };
+            // A 403 with the fresh key while other calls may pass: a rule about this call, or the key for
+            // every call; the outage breaker tells which.
+            return {
+              kind: 'failed',
+              failure: 'forbidden',
+              status: 403,
+              error: `HTTP 403: ${excerpt()}`,
+              attempts: attempt,
+            };
+          case 'endpoint':
+            return {
+              kind: 'failed',
+              failure: 'endpoint',
+              status: result.status,
+              error: `HTTP ${result.status}: ${excerpt()}`,
+              attempts: attempt,
+            };
+          case 'transient':
+            failure = {
+              kind: 'transient',
+              status: result.status,
+              error: `HTTP ${result.status}: ${excerpt()}`,
+            };
+            break;
         }
       }
+      if (!shouldRetry(attempt, policy)) {
+        return {
+          kind: 'failed',
+          failure: failure.kind,
+          status: failure.status,
+          error: failure.error,
+          attempts: attempt,
+        };
+      }
+      const delayMs = retryDelayMs(attempt, policy, this.random);
+      this.retries++;
+      this.log.log('warn', 'call_retry', {
+        ...logFields,
+        attempt,
+        httpStatus: failure.status,
+        error: failure.error,
+        durationMs,
+        delayMs,
+      });
+      await sleep(this.control.bound(delayMs), this.control.signal);
     }
   }
 }

@@ -143,10 +143,15 @@ function row<T>(rows: T[]): T {
 const SELECT_COLUMNS = CALL_COLUMNS.map((c) => `\`${c}\``).join(', ');
 
 class DatabaseChecks {
+  /** Each query's own limit: the connection kills a query that overruns it (a table lock) on the server. */
+  private readonly query: { timeoutMs: number };
+
   constructor(
     private readonly deps: CheckDeps,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.query = { timeoutMs };
+  }
 
   private run<T>(query: () => Promise<T>): Promise<T> {
     return bounded(this.timeoutMs, () => query());
@@ -163,6 +168,7 @@ class DatabaseChecks {
           db.query<{ user: string; schema: string | null; version: string }>(
             'SELECT CURRENT_USER() AS user, DATABASE() AS `schema`, VERSION() AS version',
             [],
+            this.query,
           ),
         ),
       );
@@ -219,7 +225,7 @@ class DatabaseChecks {
   }
 
   private async grants(schema: string): Promise<CheckResult> {
-    const rows = await this.deps.db.query<Record<string, unknown>>('SHOW GRANTS', []);
+    const rows = await this.deps.db.query<Record<string, unknown>>('SHOW GRANTS', [], this.query);
     const judgement = judgeGrants(
       rows.map((r) => String(Object.values(r)[0] ?? '')),
       schema,
@@ -238,7 +244,7 @@ class DatabaseChecks {
   private async table(): Promise<CheckResult> {
     try {
       // Every column the sync reads (a column-level grant missing one fails here); LIMIT 0 reads no row.
-      await this.deps.db.query(`SELECT ${SELECT_COLUMNS} FROM vicidial_log LIMIT 0`, []);
+      await this.deps.db.query(`SELECT ${SELECT_COLUMNS} FROM vicidial_log LIMIT 0`, [], this.query);
       return pass(`readable: the ${CALL_COLUMNS.length} columns the sync reads`);
     } catch (error) {
       const { errorCode, error: message } = describeError(error);
@@ -253,7 +259,7 @@ class DatabaseChecks {
   private async queryPlan(): Promise<CheckResult> {
     const { db, settings: s } = this.deps;
     const now = Number(
-      row(await db.query<{ now: number | string }>('SELECT UNIX_TIMESTAMP() AS now', [])).now,
+      row(await db.query<{ now: number | string }>('SELECT UNIX_TIMESTAMP() AS now', [], this.query)).now,
     );
     const cursor = { endEpoch: now - 3600, uniqueid: '' };
     const { sql, values } = buildSliceQuery(
@@ -272,7 +278,7 @@ class DatabaseChecks {
     type PlanRow = { table: string | null; type: string | null; key: string | null; Extra?: string | null };
     let plan: PlanRow[];
     try {
-      plan = await db.query<PlanRow>(`EXPLAIN ${sql}`, values);
+      plan = await db.query<PlanRow>(`EXPLAIN ${sql}`, values, this.query);
     } catch (error) {
       return fail(`the batch query cannot run: ${describeError(error).error}`);
     }
@@ -300,7 +306,7 @@ class DatabaseChecks {
   }
 
   private async timeZone(): Promise<CheckResult> {
-    const report = await measureTimeZone(this.deps.db);
+    const report = await measureTimeZone(this.deps.db, this.query);
     const status: CheckStatus =
       report.status === 'ok' ? 'pass' : report.status === 'mismatch' ? 'fail' : 'warn';
     return { status, message: report.message, details: { ...report } };

@@ -12,6 +12,9 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { Cursor } from './cursor';
+import type { ParkedCall, PendingCall } from './held-calls';
+
+export type { ParkedCall, PendingCall } from './held-calls';
 
 /**
  * The sync's state in DynamoDB: one checkpoint item per sync (cursor, pending calls, lease, fencing
@@ -19,14 +22,19 @@ import type { Cursor } from './cursor';
  * can never both move a checkpoint: the one whose condition fails has lost its lease and stops.
  */
 
-/** A call seen with a transient status (INCALL): re-read by uniqueid until its disposition arrives. */
-export interface PendingCall {
+/** A call resolved (delivered or dead-lettered) beyond the contiguous prefix the cursor covers. */
+export interface AheadCall {
   readonly uniqueid: string;
   readonly endEpoch: number;
-  /** Database epoch when it was first parked. */
-  readonly firstSeen: number;
 }
 
+/** What the checkpoint item holds besides the cursor: written with it, in the same conditional write. */
+export interface HeldState {
+  readonly pending: readonly PendingCall[];
+  readonly parked: readonly ParkedCall[];
+  /** Skipped by the next run: delivered already, so never posted again after a clean stop. */
+  readonly ahead: readonly AheadCall[];
+}
 export interface LastRun {
   readonly outcome: string;
   readonly at: string;
@@ -40,6 +48,8 @@ export interface CheckpointState {
   readonly syncId: string;
   readonly cursor: Cursor;
   readonly pending: readonly PendingCall[];
+  readonly parked: readonly ParkedCall[];
+  readonly ahead: readonly AheadCall[];
   readonly fence: number;
   readonly lease: { readonly owner: string; readonly expiresAt: number } | null;
   readonly updatedAt: string | null;
@@ -69,6 +79,8 @@ export interface DeadLetter {
   readonly campaignId: string | null;
   readonly createdAt: string;
   readonly attempts: number;
+  /** Epoch seconds after which DynamoDB's TTL removes it (dead letters hold phone numbers). */
+  readonly expiresAt: number | null;
 }
 
 /** The run no longer holds the lease (it expired and another run took it, or a forced reset). */
@@ -100,9 +112,25 @@ const pk = (syncId: string) => `sync#${syncId}`;
 const n = (value: number): AttributeValue => ({ N: String(value) });
 const s = (value: string): AttributeValue => ({ S: value });
 
-function pendingToAttr(pending: readonly PendingCall[]): AttributeValue {
-  return { L: pending.map((p) => ({ M: { u: s(p.uniqueid), e: n(p.endEpoch), f: n(p.firstSeen) } })) };
+function heldToValues(held: HeldState): Record<string, AttributeValue> {
+  return {
+    ':p': { L: held.pending.map((p) => ({ M: { u: s(p.uniqueid), e: n(p.endEpoch), f: n(p.firstSeen) } })) },
+    ':k': {
+      L: held.parked.map((p) => ({
+        M: {
+          u: s(p.uniqueid),
+          e: n(p.endEpoch),
+          n: n(p.failures),
+          t: n(p.firstFailedAt),
+          ...(p.lastStatus === null ? {} : { s: n(p.lastStatus) }),
+        },
+      })),
+    },
+    ':a': { L: held.ahead.map((a) => ({ M: { u: s(a.uniqueid), e: n(a.endEpoch) } })) },
+  };
 }
+
+const HELD_SET = 'pending = :p, parked = :k, ahead = :a';
 
 function num(attr: AttributeValue | undefined): number | undefined {
   return attr?.N === undefined ? undefined : Number(attr.N);
@@ -124,6 +152,17 @@ function toState(syncId: string, item: Record<string, AttributeValue>): Checkpoi
       endEpoch: num(entry.M?.e) ?? 0,
       firstSeen: num(entry.M?.f) ?? 0,
     })),
+    parked: (item.parked?.L ?? []).map((entry) => ({
+      uniqueid: str(entry.M?.u) ?? '',
+      endEpoch: num(entry.M?.e) ?? 0,
+      failures: num(entry.M?.n) ?? 0,
+      firstFailedAt: num(entry.M?.t) ?? 0,
+      lastStatus: num(entry.M?.s) ?? null,
+    })),
+    ahead: (item.ahead?.L ?? []).map((entry) => ({
+      uniqueid: str(entry.M?.u) ?? '',
+      endEpoch: num(entry.M?.e) ?? 0,
+    })),
     fence: num(item.fence) ?? 0,
     lease: owner !== undefined && expiresAt !== undefined ? { owner, expiresAt } : null,
     updatedAt: str(item.updatedAt) ?? null,
@@ -138,6 +177,18 @@ function isConditionFailure(error: unknown): boolean {
   );
 }
 
+/** How long one DynamoDB request may take unless the caller's deadline is nearer. */
+export const DYNAMO_TIMEOUT_MS = 5_000;
+
+export interface WriteOptions {
+  /** Bound for this request (the run's time left), at most DYNAMO_TIMEOUT_MS. */
+  readonly timeoutMs?: number;
+}
+
+function sameCursorAttrs(item: Record<string, AttributeValue> | undefined, cursor: Cursor): boolean {
+  return num(item?.cursorEpoch) === cursor.endEpoch && (str(item?.cursorUid) ?? '') === cursor.uniqueid;
+}
+
 export class CheckpointStore {
   constructor(
     private readonly client: DynamoDBClient,
@@ -149,37 +200,52 @@ export class CheckpointStore {
     return { pk: s(pk(syncId)), sk: s(sk) };
   }
 
-  async read(syncId: string): Promise<CheckpointState | undefined> {
-    const out = await this.client.send(
+  // biome-ignore lint/suspicious/noExplicitAny: every command of the client goes through here
+  private send<T>(command: any, options: WriteOptions = {}): Promise<T> {
+    const timeoutMs = Math.max(1, Math.min(options.timeoutMs ?? DYNAMO_TIMEOUT_MS, DYNAMO_TIMEOUT_MS));
+    return this.client.send(command, { abortSignal: AbortSignal.timeout(timeoutMs) }) as Promise<T>;
+  }
+
+  private async readItem(syncId: string, options?: WriteOptions) {
+    const out = await this.send<{ Item?: Record<string, AttributeValue> }>(
       new GetItemCommand({
         TableName: this.tableName,
         Key: this.key(syncId, CHECKPOINT_SK),
         ConsistentRead: true,
       }),
+      options,
     );
-    return out.Item ? toState(syncId, out.Item) : undefined;
+    return out.Item;
+  }
+
+  async read(syncId: string, options?: WriteOptions): Promise<CheckpointState | undefined> {
+    const item = await this.readItem(syncId, options);
+    return item ? toState(syncId, item) : undefined;
   }
 
   /**
    * Takes the lease when it is free or expired, raising the fencing token; a sync seen for the first
-   * time starts at `initialCursor`.
+   * time starts at `initialCursor`. `owner` must be unique to this run: a refused condition is then
+   * checked by reading the item, since a request the SDK retried may have been applied the first time.
    */
   async acquire(
     syncId: string,
     owner: string,
     leaseMs: number,
     initialCursor: Cursor,
+    options?: WriteOptions,
   ): Promise<AcquireResult> {
     const nowMs = this.now();
     try {
-      const out = await this.client.send(
+      const out = await this.send<{ Attributes?: Record<string, AttributeValue> }>(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: this.key(syncId, CHECKPOINT_SK),
           UpdateExpression:
             'SET fence = if_not_exists(fence, :zero) + :one, leaseOwner = :owner, leaseExpiresAt = :exp, ' +
             'cursorEpoch = if_not_exists(cursorEpoch, :e), cursorUid = if_not_exists(cursorUid, :u), ' +
-            'pending = if_not_exists(pending, :none), syncId = :sid',
+            'pending = if_not_exists(pending, :none), parked = if_not_exists(parked, :none), ' +
+            'ahead = if_not_exists(ahead, :none), syncId = :sid',
           ConditionExpression: LEASE_FREE,
           ExpressionAttributeValues: {
             ':zero': n(0),
@@ -194,12 +260,17 @@ export class CheckpointStore {
           },
           ReturnValues: 'ALL_NEW',
         }),
+        options,
       );
       const state = toState(syncId, out.Attributes ?? {});
       return { acquired: true, lease: { syncId, owner, fence: state.fence }, state };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      const current = await this.read(syncId);
+      const item = await this.readItem(syncId, options);
+      const current = item ? toState(syncId, item) : undefined;
+      if (current?.lease?.owner === owner) {
+        return { acquired: true, lease: { syncId, owner, fence: current.fence }, state: current };
+      }
       return { acquired: false, holder: current?.lease ?? null };
     }
   }
@@ -207,16 +278,20 @@ export class CheckpointStore {
   /**
    * A write that only the lease holder can make: conditioned on owner and fencing token (and whatever
    * `condition` adds), so a run that lost its lease fails here instead of overwriting its successor.
+   * A refused condition is checked against the item (`applied`): the SDK may have retried a request
+   * whose first try was applied.
    */
   private async fencedUpdate(
     lease: Lease,
     operation: string,
     update: string,
     values: Record<string, AttributeValue>,
-    condition = '',
+    condition: string,
+    applied: (item: Record<string, AttributeValue> | undefined) => boolean,
+    options?: WriteOptions,
   ): Promise<void> {
     try {
-      await this.client.send(
+      await this.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: this.key(lease.syncId, CHECKPOINT_SK),
@@ -224,15 +299,18 @@ export class CheckpointStore {
           ConditionExpression: `leaseOwner = :owner AND fence = :fence${condition}`,
           ExpressionAttributeValues: { ...values, ':owner': s(lease.owner), ':fence': n(lease.fence) },
         }),
+        options,
       );
     } catch (error) {
-      if (isConditionFailure(error)) throw new LeaseLostError(lease.syncId, operation);
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      const item = await this.readItem(lease.syncId, options);
+      if (num(item?.fence) === lease.fence && applied(item)) return;
+      throw new LeaseLostError(lease.syncId, operation);
     }
   }
 
   /**
-   * Moves the cursor from `previous` to `next` and stores the pending list, renewing the lease. The
+   * Moves the cursor from `previous` to `next` and stores the held calls, renewing the lease. The
    * condition on the previous cursor as well makes a stale write fail instead of rewinding or
    * double-advancing the checkpoint.
    */
@@ -240,38 +318,82 @@ export class CheckpointStore {
     lease: Lease,
     previous: Cursor,
     next: Cursor,
-    pending: readonly PendingCall[],
+    held: HeldState,
     leaseMs: number,
+    options?: WriteOptions,
   ): Promise<void> {
     return this.fencedUpdate(
       lease,
       'checkpoint',
-      'SET cursorEpoch = :e, cursorUid = :u, pending = :p, leaseExpiresAt = :exp, updatedAt = :t',
+      `SET cursorEpoch = :e, cursorUid = :u, ${HELD_SET}, leaseExpiresAt = :exp, updatedAt = :t`,
       {
         ':e': n(next.endEpoch),
         ':u': s(next.uniqueid),
-        ':p': pendingToAttr(pending),
+        ...heldToValues(held),
         ':exp': n(this.now() + leaseMs),
         ':t': s(new Date(this.now()).toISOString()),
         ':pe': n(previous.endEpoch),
         ':pu': s(previous.uniqueid),
       },
       ' AND cursorEpoch = :pe AND cursorUid = :pu',
+      (item) => str(item?.leaseOwner) === lease.owner && sameCursorAttrs(item, next),
+      options,
     );
   }
 
-  renew(lease: Lease, leaseMs: number): Promise<void> {
-    return this.fencedUpdate(lease, 'lease renewal', 'SET leaseExpiresAt = :exp', {
-      ':exp': n(this.now() + leaseMs),
-    });
+  renew(lease: Lease, leaseMs: number, options?: WriteOptions): Promise<void> {
+    return this.fencedUpdate(
+      lease,
+      'lease renewal',
+      'SET leaseExpiresAt = :exp',
+      { ':exp': n(this.now() + leaseMs) },
+      '',
+      (item) => str(item?.leaseOwner) === lease.owner,
+      options,
+    );
   }
 
-  /** Frees the lease so the next tick need not wait for it to expire; records how the run ended. */
-  async release(lease: Lease, lastRun: LastRun): Promise<boolean> {
+  /**
+   * Frees the lease so the next tick need not wait for it to expire and records how the run ended;
+   * with `final`, the run's last checkpoint goes in the same write (a caught-up run then costs two
+   * writes: acquire and release).
+   */
+  async release(
+    lease: Lease,
+    lastRun: LastRun | undefined,
+    final?: { previous: Cursor; next: Cursor; held: HeldState },
+    options?: WriteOptions,
+  ): Promise<boolean> {
+    const record = lastRun ? JSON.stringify(lastRun) : undefined;
+    const sets = [
+      ...(record ? ['lastRun = :r'] : []),
+      ...(final ? ['cursorEpoch = :e', 'cursorUid = :u', HELD_SET, 'updatedAt = :t'] : []),
+    ];
     try {
-      await this.fencedUpdate(lease, 'release', 'REMOVE leaseOwner, leaseExpiresAt SET lastRun = :r', {
-        ':r': s(JSON.stringify(lastRun)),
-      });
+      await this.fencedUpdate(
+        lease,
+        'release',
+        `REMOVE leaseOwner, leaseExpiresAt${sets.length ? ` SET ${sets.join(', ')}` : ''}`,
+        {
+          ...(record ? { ':r': s(record) } : {}),
+          ...(final
+            ? {
+                ':e': n(final.next.endEpoch),
+                ':u': s(final.next.uniqueid),
+                ...heldToValues(final.held),
+                ':t': s(new Date(this.now()).toISOString()),
+                ':pe': n(final.previous.endEpoch),
+                ':pu': s(final.previous.uniqueid),
+              }
+            : {}),
+        },
+        final ? ' AND cursorEpoch = :pe AND cursorUid = :pu' : '',
+        (item) =>
+          item?.leaseOwner === undefined &&
+          (!record || str(item?.lastRun) === record) &&
+          (!final || sameCursorAttrs(item, final.next)),
+        options,
+      );
       return true;
     } catch (error) {
       if (error instanceof LeaseLostError) return false;
@@ -281,18 +403,20 @@ export class CheckpointStore {
 
   /**
    * Moves the cursor by hand. Refused while a run holds the lease unless forced; either way the fencing
-   * token rises, so a run that still believes it holds the lease fails its next write and stops.
+   * token rises, so a run that still believes it holds the lease fails its next write and stops. The
+   * calls recorded as delivered ahead of the old cursor are forgotten: a reset means "read from here".
    */
   async reset(syncId: string, cursor: Cursor, force: boolean): Promise<CheckpointState> {
     const nowMs = this.now();
     try {
-      const out = await this.client.send(
+      const out = await this.send<{ Attributes?: Record<string, AttributeValue> }>(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: this.key(syncId, CHECKPOINT_SK),
           UpdateExpression:
             'SET cursorEpoch = :e, cursorUid = :u, fence = if_not_exists(fence, :zero) + :one, ' +
-            'pending = if_not_exists(pending, :none), syncId = :sid, updatedAt = :t REMOVE leaseOwner, leaseExpiresAt',
+            'pending = if_not_exists(pending, :none), parked = if_not_exists(parked, :none), ahead = :none, ' +
+            'syncId = :sid, updatedAt = :t REMOVE leaseOwner, leaseExpiresAt',
           ...(force ? {} : { ConditionExpression: LEASE_FREE }),
           ExpressionAttributeValues: {
             ':e': n(cursor.endEpoch),
@@ -315,7 +439,7 @@ export class CheckpointStore {
     }
   }
 
-  async putDeadLetter(letter: DeadLetter): Promise<void> {
+  async putDeadLetter(letter: DeadLetter, options?: WriteOptions): Promise<void> {
     const item: Record<string, AttributeValue> = {
       ...this.key(letter.syncId, DEAD_LETTER_PREFIX + letter.uniqueid),
       syncId: s(letter.syncId),
@@ -329,11 +453,12 @@ export class CheckpointStore {
     if (letter.payload !== null) item.payload = s(letter.payload);
     if (letter.endEpoch !== null) item.endEpoch = n(letter.endEpoch);
     if (letter.campaignId !== null) item.campaignId = s(letter.campaignId);
-    await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: item }));
+    if (letter.expiresAt !== null) item.expiresAt = n(letter.expiresAt);
+    await this.send(new PutItemCommand({ TableName: this.tableName, Item: item }), options);
   }
 
   async deleteDeadLetter(syncId: string, uniqueid: string): Promise<void> {
-    await this.client.send(
+    await this.send(
       new DeleteItemCommand({
         TableName: this.tableName,
         Key: this.key(syncId, DEAD_LETTER_PREFIX + uniqueid),
@@ -345,7 +470,11 @@ export class CheckpointStore {
   private async *deadLetterPages(syncId: string, select?: 'COUNT') {
     let startKey: Record<string, AttributeValue> | undefined;
     do {
-      const out = await this.client.send(
+      const out = await this.send<{
+        Items?: Record<string, AttributeValue>[];
+        Count?: number;
+        LastEvaluatedKey?: Record<string, AttributeValue>;
+      }>(
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
@@ -374,6 +503,7 @@ export class CheckpointStore {
           campaignId: str(item.campaignId) ?? null,
           createdAt: str(item.createdAt) ?? '',
           attempts: num(item.attempts) ?? 1,
+          expiresAt: num(item.expiresAt) ?? null,
         };
       }
     }
@@ -388,7 +518,7 @@ export class CheckpointStore {
   /** Creates the table when missing: only for a local emulator (in AWS the stack owns the table). */
   async ensureTable(): Promise<void> {
     try {
-      await this.client.send(new DescribeTableCommand({ TableName: this.tableName }));
+      await this.send(new DescribeTableCommand({ TableName: this.tableName }));
       return;
     } catch (error) {
       if (
@@ -398,7 +528,7 @@ export class CheckpointStore {
         throw error;
       }
     }
-    await this.client.send(
+    await this.send(
       new CreateTableCommand({
         TableName: this.tableName,
         BillingMode: 'PAY_PER_REQUEST',
@@ -413,7 +543,9 @@ export class CheckpointStore {
       }),
     );
     for (let i = 0; i < 100; i++) {
-      const out = await this.client.send(new DescribeTableCommand({ TableName: this.tableName }));
+      const out = await this.send<{ Table?: { TableStatus?: string } }>(
+        new DescribeTableCommand({ TableName: this.tableName }),
+      );
       if (out.Table?.TableStatus === 'ACTIVE') return;
       await new Promise((r) => setTimeout(r, 100));
     }

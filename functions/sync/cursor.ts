@@ -65,37 +65,13 @@ export function planSlice(
   return { sliceEnd, reachesSettleBound: sliceEnd === settleBound };
 }
 
-/** Seconds between the cursor and the database clock, never negative. */
+/**
+ * Seconds between the database clock and the cursor; negative when the cursor is ahead of the clock
+ * (a reset into the future, a clock that jumped back): then no call is read until the clock catches up,
+ * which must show, not read as "no lag".
+ */
 export function lagSeconds(cursor: Cursor, nowEpoch: number): number {
   // A cursor at (E, '') has everything before E done; at (E, uid) part of E is done.
   const doneThrough = cursor.uniqueid === '' ? cursor.endEpoch - 1 : cursor.endEpoch;
-  return Math.max(0, nowEpoch - doneThrough);
-}
-
-/**
- * Tracks which calls of a batch are resolved, in any order, and how long the resolved prefix is: the
- * checkpoint may only move over the contiguous prefix, or a crash would skip an unresolved call.
- */
-export class ResolvedPrefix {
-  private readonly resolved: boolean[];
-  private prefix = 0;
-
-  constructor(readonly size: number) {
-    this.resolved = new Array<boolean>(size).fill(false);
-  }
-
-  resolve(index: number): void {
-    if (index < 0 || index >= this.size) throw new RangeError(`index ${index} outside batch of ${this.size}`);
-    this.resolved[index] = true;
-    while (this.prefix < this.size && this.resolved[this.prefix]) this.prefix++;
-  }
-
-  /** Number of calls, from the start of the batch, that are all resolved. */
-  get length(): number {
-    return this.prefix;
-  }
-
-  get complete(): boolean {
-    return this.prefix === this.size;
-  }
+  return nowEpoch - doneThrough;
 }

@@ -1,29 +1,29 @@
 import type { ApiKeyProvider, DidOptimizerClient } from './api-client';
 import { CallDelivery, type DeliveryResult } from './call-delivery';
-import { type CheckpointStore, type Lease, LeaseLostError, type PendingCall } from './checkpoint-store';
 import {
-  type Cursor,
-  compareCursor,
-  cursorAfter,
-  cursorAt,
-  cursorOf,
-  lagSeconds,
-  planSlice,
-  ResolvedPrefix,
-  sameCursor,
-} from './cursor';
+  type AheadCall,
+  type CheckpointStore,
+  type HeldState,
+  type Lease,
+  LeaseLostError,
+} from './checkpoint-store';
+import { type Cursor, compareCursor, cursorAt, lagSeconds, planSlice, sameCursor } from './cursor';
+import { HeldCalls, type RunFailure } from './held-calls';
 import { describeError, type SyncLog } from './log';
+import { OutageBreaker } from './outage-breaker';
 import { type CallResultPayload, type CallRow, isTransient, payloadProblem, toPayload } from './payload';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy';
 import { forEachConcurrent, PLANNED_STOPS, RunControl, type StopReason } from './run-control';
-import type { SyncSettings } from './settings';
-import type { VicidialLog } from './vicidial-log';
+import { ScanWindow, type Slot } from './scan-window';
+import { instantProblem, SettingError, type SyncSettings } from './settings';
+import { Throttle } from './throttle';
+import type { HeldRow, VicidialLog } from './vicidial-log';
 
 /**
- * The sync engine: one run reads finished calls after the checkpoint in (end_epoch, uniqueid) order,
- * posts them concurrently, and moves the checkpoint over the calls that are resolved (delivered,
- * dead-lettered or parked as pending) under a fenced lease. The CLI and the Lambda handler are thin
- * adapters over `runSync`.
+ * The sync engine: one run looks again at the calls it holds (pending dispositions, parked failures),
+ * then reads finished calls after the checkpoint in (end_epoch, uniqueid) order, posts them
+ * concurrently, and moves the checkpoint over the calls that are resolved (delivered, dead-lettered,
+ * held) under a fenced lease. The CLI and the Lambda handler are thin adapters over `runSync`.
  */
 
 export interface SyncDeps {
@@ -39,15 +39,22 @@ export interface SyncDeps {
 }
 
 export interface RunOptions {
-  /** Who runs (shown to a run that finds the lease held): a host and pid, or a Lambda request id. */
+  /** Who runs (shown to a run that finds the lease held): unique per run (host, pid and a nonce, or a Lambda request id). */
   readonly owner: string;
   /** Read and map calls, but post nothing and write nothing. */
   readonly dryRun?: boolean;
-  /** Stop after this many non-empty batches. */
+  /** Stop reading after this many non-empty batches. */
   readonly maxBatches?: number;
-  /** Epoch ms after which no new call or batch is started. */
+  /**
+   * Epoch ms by which every wait of the run has ended: requests, retry sleeps, Retry-After pauses and
+   * queries are cut there. The last checkpoint and the lease release come after it, within
+   * FINAL_WRITE_MS.
+   */
   readonly deadline?: number;
 }
+
+/** What the last checkpoint write and the lease release may take after the deadline. */
+export const FINAL_WRITE_MS = 1_500;
 
 export type RunOutcome = 'completed' | 'partial' | 'skipped' | 'failed';
 
@@ -58,16 +65,29 @@ export interface RunSummary {
   readonly detail?: string;
   readonly dryRun: boolean;
   readonly delivered: number;
-  readonly duplicates: number;
   readonly retried: number;
+  /** Attempts made after one that may have been stored (the API may hold that call twice). */
+  readonly ambiguous: number;
+  /** 429 answers waited out. */
+  readonly rateLimited: number;
   readonly deadLettered: number;
   /** Calls now waiting for their final disposition. */
   readonly pending: number;
   readonly pendingResolved: number;
+  /** Calls now parked after failing every attempt. */
+  readonly parked: number;
+  readonly parkedNew: number;
+  /** Parked calls delivered by this run. */
+  readonly recovered: number;
+  /** Calls a previous run had delivered ahead of its checkpoint: skipped, not posted again. */
+  readonly skippedAhead: number;
   readonly batches: number;
   readonly callsRead: number;
   readonly checkpoints: number;
+  /** Requests allowed in flight at the end (lower than CONCURRENCY after 429s). */
+  readonly concurrency: number;
   readonly cursor: Cursor | null;
+  /** Database clock minus the cursor; negative when the cursor is ahead of the clock. */
   readonly lagSeconds: number | null;
   readonly durationMs: number;
   readonly lease?: { owner: string; expiresAt: string } | null;
@@ -75,9 +95,11 @@ export interface RunSummary {
 
 interface Counters {
   delivered: number;
-  duplicates: number;
   deadLettered: number;
   pendingResolved: number;
+  parkedNew: number;
+  recovered: number;
+  skippedAhead: number;
   batches: number;
   callsRead: number;
   checkpoints: number;
@@ -93,40 +115,53 @@ class SyncDatabaseError extends Error {
   }
 }
 
-async function database<T>(query: () => Promise<T>): Promise<T> {
-  try {
-    return await query();
-  } catch (error) {
-    throw new SyncDatabaseError(error);
-  }
-}
-
 export async function runSync(deps: SyncDeps, options: RunOptions): Promise<RunSummary> {
   return new SyncRun(deps, options).run();
+}
+
+type Source = 'scan' | 'pending' | 'parked';
+
+/** A fresh call that failed every attempt: parked once the API is seen to accept others. */
+interface Suspect {
+  readonly uniqueid: string;
+  readonly endEpoch: number;
+  readonly failure: RunFailure;
+  readonly slot?: Slot;
 }
 
 class SyncRun {
   private readonly s: SyncSettings;
   private readonly now: () => number;
   private readonly control: RunControl;
+  private readonly throttle: Throttle;
   private readonly delivery: CallDelivery;
+  private readonly breaker: OutageBreaker;
   private readonly started: number;
   private readonly dryRun: boolean;
   private readonly counters: Counters = {
     delivered: 0,
-    duplicates: 0,
     deadLettered: 0,
     pendingResolved: 0,
+    parkedNew: 0,
+    recovered: 0,
+    skippedAhead: 0,
     batches: 0,
     callsRead: 0,
     checkpoints: 0,
   };
   private lease: Lease | undefined;
+  /** The cursor as last written (or read): every call at or before it is resolved. */
   private cursor: Cursor | undefined;
-  /** Pending calls as last written to the checkpoint. */
-  private pending = new Map<string, PendingCall>();
-  /** Pending calls as the queued writes will leave them: what new decisions must build on. */
-  private planned = new Map<string, PendingCall>();
+  private held!: HeldCalls;
+  /** Calls a previous run delivered beyond its cursor. */
+  private ahead = new Map<string, number>();
+  private window: ScanWindow | undefined;
+  private suspects: Suspect[] = [];
+  /** Parked calls that failed again in this run, with their last answer. */
+  private readonly parkedFailures = new Map<string, RunFailure>();
+  private readonly heldRows = new Map<string, HeldRow>();
+  /** Something besides the cursor changed since the last write. */
+  private dirty = false;
   private dbNow = 0;
   /** Serializes checkpoint writes: each one is conditioned on the cursor the previous one wrote. */
   private writes: Promise<void> = Promise.resolve();
@@ -141,11 +176,17 @@ class SyncRun {
     this.started = this.now();
     this.dryRun = options.dryRun ?? false;
     this.control = new RunControl(options.deadline, this.now);
+    this.throttle = new Throttle(this.s.concurrency, this.now);
+    this.breaker = new OutageBreaker(this.s.failureStop);
     this.delivery = new CallDelivery(
       deps.api,
       deps.keys,
-      { ...(deps.retryPolicy ?? DEFAULT_RETRY_POLICY), maxAttempts: this.s.apiMaxAttempts },
+      {
+        policy: { ...(deps.retryPolicy ?? DEFAULT_RETRY_POLICY), maxAttempts: this.s.apiMaxAttempts },
+        apiTimeoutMs: this.s.apiTimeoutMs,
+      },
       this.control,
+      this.throttle,
       deps.log,
       deps.random,
     );
@@ -163,17 +204,43 @@ class SyncRun {
     return this.s.leaseSeconds * 1000;
   }
 
+  /** Runs a query of the VICIdial database within the run's time left. */
+  private async database<T>(query: (options: { timeoutMs: number }) => Promise<T>): Promise<T> {
+    try {
+      return await query({ timeoutMs: this.control.timeLeft() });
+    } catch (error) {
+      throw new SyncDatabaseError(error);
+    }
+  }
+
   async run(): Promise<RunSummary> {
     const { checkpoints } = this.deps;
     const syncId = this.s.syncId;
-    const initial = cursorAt(this.s.startFrom ?? Math.floor(this.now() / 1000) - 3600);
+    try {
+      this.dbNow = await this.database((o) => this.deps.calls.now(o));
+    } catch (error) {
+      this.fail(error);
+      return this.finish('failed');
+    }
+    if (this.s.startFrom !== undefined) {
+      const problem = instantProblem(this.s.startFrom, this.dbNow);
+      if (problem) throw new SettingError('START_FROM', problem);
+    }
+    const initial = cursorAt(this.s.startFrom ?? this.dbNow - 3600);
+    const limits = {
+      pendingMax: this.s.pendingMax,
+      parkedMax: this.s.parkedMax,
+      retryMaxRuns: this.s.retryMaxRuns,
+    };
     if (this.dryRun) {
       const state = await checkpoints.read(syncId);
       this.cursor = state?.cursor ?? initial;
-      for (const p of state?.pending ?? []) this.pending.set(p.uniqueid, p);
-      this.planned = new Map(this.pending);
+      this.held = new HeldCalls(state?.pending ?? [], state?.parked ?? [], limits);
+      for (const a of state?.ahead ?? []) this.ahead.set(a.uniqueid, a.endEpoch);
     } else {
-      const acquired = await checkpoints.acquire(syncId, this.options.owner, this.leaseMs, initial);
+      const acquired = await checkpoints.acquire(syncId, this.options.owner, this.leaseMs, initial, {
+        timeoutMs: this.control.timeLeft(),
+      });
       if (!acquired.acquired) {
         const holder = acquired.holder;
         this.log('info', 'lease_skipped', {
@@ -186,10 +253,11 @@ class SyncRun {
       }
       this.lease = acquired.lease;
       this.cursor = acquired.state.cursor;
-      for (const p of acquired.state.pending) this.pending.set(p.uniqueid, p);
-      this.planned = new Map(this.pending);
+      this.held = new HeldCalls(acquired.state.pending, acquired.state.parked, limits);
+      for (const a of acquired.state.ahead) this.ahead.set(a.uniqueid, a.endEpoch);
       this.lastWriteAt = this.now();
     }
+    const lag = lagSeconds(this.cursor, this.dbNow);
     this.log('info', 'run_start', {
       owner: this.options.owner,
       fence: this.lease?.fence ?? null,
@@ -197,48 +265,83 @@ class SyncRun {
       cursorEpoch: this.cursor.endEpoch,
       cursorUid: this.cursor.uniqueid,
       cursorTime: new Date(this.cursor.endEpoch * 1000).toISOString(),
-      pending: this.pending.size,
+      lagSeconds: lag,
+      pending: this.held.pendingCount,
+      parked: this.held.parkedCount,
+      ahead: this.ahead.size,
     });
+    if (lag < 0) {
+      this.log('warn', 'cursor_ahead', {
+        lagSeconds: lag,
+        cursorTime: new Date(this.cursor.endEpoch * 1000).toISOString(),
+        dbTime: new Date(this.dbNow * 1000).toISOString(),
+      });
+    }
 
     const renewal = this.lease
       ? setInterval(() => this.renewIfIdle(), Math.floor(this.leaseMs / 3))
       : undefined;
-    let outcome: RunOutcome = 'completed';
+    const flushes = setInterval(() => void this.flush(), this.s.checkpointIntervalMs);
     try {
-      this.dbNow = await database(() => this.deps.calls.now());
-      await this.resolvePending();
-      await this.drain();
+      await this.resolveHeld();
+      if (!this.control.stopped) await this.scan();
+      this.settleSuspects(true);
     } catch (error) {
       this.fail(error);
     } finally {
       if (renewal) clearInterval(renewal);
+      clearInterval(flushes);
       await this.writes;
     }
+    if (this.control.reason !== 'lease_lost') await this.settleParked();
+    let outcome: RunOutcome = 'completed';
     if (this.control.stopped) {
       outcome = PLANNED_STOPS.has(this.control.reason as StopReason) ? 'partial' : 'failed';
     }
-    const summary = this.summary(outcome, this.control.reason, { detail: this.control.detail });
+    return this.finish(outcome);
+  }
+
+  /** Writes the last checkpoint together with the lease release, and logs the run's end. */
+  private async finish(outcome: RunOutcome): Promise<RunSummary> {
+    const final = this.lease && this.control.reason !== 'lease_lost' ? this.pendingWrite() : undefined;
+    if (final) this.commit(final.next);
+    const summary = this.summary(
+      outcome,
+      this.control.reason,
+      this.control.detail ? { detail: this.control.detail } : {},
+    );
     if (this.lease) {
-      const released = await checkpoints
-        .release(this.lease, {
-          outcome,
-          at: new Date(this.now()).toISOString(),
-          delivered: summary.delivered,
-          deadLettered: summary.deadLettered,
-          lagSeconds: summary.lagSeconds,
-          ...(summary.reason ? { reason: summary.reason } : {}),
-        })
+      const released = await this.deps.checkpoints
+        .release(
+          this.lease,
+          {
+            outcome,
+            at: new Date(this.now()).toISOString(),
+            delivered: summary.delivered,
+            deadLettered: summary.deadLettered,
+            lagSeconds: summary.lagSeconds,
+            ...(summary.reason ? { reason: summary.reason } : {}),
+          },
+          final ? { previous: final.previous, next: final.next, held: final.held } : undefined,
+          { timeoutMs: FINAL_WRITE_MS },
+        )
         .catch((error) => {
-          this.log('warn', 'lease_release_failed', describeError(error));
+          this.log('error', 'lease_release_failed', describeError(error));
           return false;
         });
+      if (released && final) {
+        this.counters.checkpoints++;
+        this.logCheckpoint(final.next, final.held, true);
+      }
       if (!released && this.control.reason !== 'lease_lost') this.log('warn', 'lease_release_refused', {});
     }
-    this.log(outcome === 'failed' ? 'error' : 'info', 'run_end', { ...summary });
-    return summary;
+    const ended = { ...summary, checkpoints: this.counters.checkpoints };
+    this.log(outcome === 'failed' ? 'error' : 'info', 'run_end', { ...ended });
+    return ended;
   }
 
   private fail(error: unknown): void {
+    if (error instanceof SettingError) throw error;
     if (error instanceof LeaseLostError) {
       this.control.stop('lease_lost', error.message);
       this.log('error', 'lease_lost', describeError(error));
@@ -246,6 +349,7 @@ class SyncRun {
     }
     const database = error instanceof SyncDatabaseError;
     const cause = database ? error.cause : error;
+    if (cause instanceof SettingError) throw cause;
     const reason: StopReason = database ? 'database_error' : 'checkpoint_error';
     this.control.stop(reason, (cause as Error).message);
     this.log('error', reason, describeError(cause));
@@ -264,39 +368,171 @@ class SyncRun {
       ...extra,
       dryRun: this.dryRun,
       delivered: this.counters.delivered,
-      duplicates: this.counters.duplicates,
       retried: this.delivery.retries,
+      ambiguous: this.delivery.ambiguous,
+      rateLimited: this.delivery.rateLimited,
       deadLettered: this.counters.deadLettered,
-      pending: this.pending.size,
+      pending: this.held?.pendingCount ?? 0,
       pendingResolved: this.counters.pendingResolved,
+      parked: this.held?.parkedCount ?? 0,
+      parkedNew: this.counters.parkedNew,
+      recovered: this.counters.recovered,
+      skippedAhead: this.counters.skippedAhead,
       batches: this.counters.batches,
       callsRead: this.counters.callsRead,
       checkpoints: this.counters.checkpoints,
+      concurrency: this.throttle.current,
       cursor: this.cursor ?? null,
       lagSeconds: lag,
       durationMs: this.now() - this.started,
     };
   }
 
-  /** Reads slices after the cursor until caught up, a limit is reached, or something stops the run. */
-  private async drain(): Promise<void> {
+  // ---------------------------------------------------------------------------------------------
+  // Held calls: pending dispositions and parked failures, looked at again before the scan.
+
+  private async resolveHeld(): Promise<void> {
+    const pending = this.held.pendingCalls();
+    const parked = this.held.parkedCalls();
+    if (pending.length + parked.length === 0) return;
+    const cursor = this.cursor as Cursor;
+    const rows = await this.database((o) =>
+      this.deps.calls.readByUniqueid(
+        [...pending, ...parked].map((p) => p.uniqueid),
+        cursor,
+        o,
+      ),
+    );
+    for (const row of rows) this.heldRows.set(row.uniqueid, row);
+    const toSend: { row: CallRow; source: Source }[] = [];
+    for (const p of pending) {
+      const row = this.heldRows.get(p.uniqueid);
+      if (!row) {
+        if (
+          await this.deadLetter(
+            p.uniqueid,
+            null,
+            'row left vicidial_log (archived or deleted) before its disposition arrived',
+            { endEpoch: p.endEpoch },
+          )
+        ) {
+          this.held.release(p.uniqueid);
+          this.dirty = true;
+        }
+        continue;
+      }
+      if (row.beyond_cursor) {
+        // Its end moved past the cursor: the scan reads it in its new place, once.
+        this.held.release(p.uniqueid);
+        this.dirty = true;
+        this.log('info', 'pending_requeued', this.callFields(row));
+        continue;
+      }
+      if (!isTransient(row, this.s.transientStatuses)) {
+        toSend.push({ row, source: 'pending' });
+      } else if (this.dbNow - row.end_epoch > this.s.pendingMaxAgeSeconds) {
+        this.log('warn', 'pending_expired', {
+          ...this.callFields(row),
+          ageSeconds: this.dbNow - row.end_epoch,
+        });
+        toSend.push({ row, source: 'pending' });
+      }
+    }
+    for (const p of parked) {
+      const row = this.heldRows.get(p.uniqueid);
+      if (!row) {
+        if (
+          await this.deadLetter(
+            p.uniqueid,
+            null,
+            `row left vicidial_log while parked (last answer: HTTP ${p.lastStatus ?? 'none'})`,
+            { endEpoch: p.endEpoch },
+          )
+        ) {
+          this.held.unpark(p.uniqueid);
+          this.dirty = true;
+        }
+        continue;
+      }
+      if (row.beyond_cursor) {
+        this.held.unpark(p.uniqueid);
+        this.dirty = true;
+        this.log('info', 'parked_requeued', this.callFields(row));
+        continue;
+      }
+      toSend.push({ row, source: 'parked' });
+    }
+    // Parked retries are not fresh calls: a run of them failing says nothing about an outage, but it is
+    // no use spending the run's time on the rest.
+    let parkedInRow = 0;
+    await forEachConcurrent(
+      toSend,
+      this.s.concurrency,
+      () => this.control.stopped,
+      async ({ row, source }) => {
+        if (source === 'parked' && parkedInRow >= this.s.failureStop) return;
+        const result = await this.resolveCall(row, source);
+        if (source === 'parked') parkedInRow = result === 'failed' ? parkedInRow + 1 : 0;
+      },
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The scan: reads ahead while workers post, so no worker waits for a batch boundary.
+
+  private async scan(): Promise<void> {
+    const window = new ScanWindow(this.cursor as Cursor, {
+      maxResolvedAhead: this.s.batchSize,
+      readAheadBelow: Math.max(2 * this.s.concurrency, Math.ceil(this.s.batchSize / 2)),
+      maxWindow: 2 * this.s.batchSize,
+    });
+    this.window = window;
+    // Workers wait on a prefix held by failed calls with nothing in flight: those failures were isolated.
+    window.onStall = () => this.settleSuspects();
+    const reader = this.readLoop(window)
+      .catch((error) => {
+        this.fail(error);
+      })
+      .finally(() => window.endOfInput());
+    const workers = Array.from({ length: this.s.concurrency }, async () => {
+      for (;;) {
+        const slot = await window.next(this.control);
+        if (!slot) return;
+        const result = await this.resolveCall(slot.row as CallRow, 'scan', slot);
+        if (result === 'resolved') window.resolve(slot);
+        window.release();
+      }
+    });
+    await Promise.all([reader, ...workers]);
+    if (window.limitReached && !window.caughtUp) this.control.stop('max_batches');
+  }
+
+  private async readLoop(window: ScanWindow): Promise<void> {
     for (;;) {
-      if (this.control.stopped || !this.control.checkTime()) return;
+      await window.wantMore(this.control);
+      if (this.control.stopped) return;
       if (this.options.maxBatches !== undefined && this.counters.batches >= this.options.maxBatches) {
-        this.control.stop('max_batches');
+        window.limitReached = true;
         return;
       }
-      const cursor = this.cursor as Cursor;
-      this.dbNow = await database(() => this.deps.calls.now());
-      const plan = planSlice(cursor, this.dbNow, this.s.settleSeconds, this.s.sliceSeconds);
-      if (!plan) return;
-      const rows = await database(() =>
-        this.deps.calls.readSlice({
-          cursor,
-          sliceEnd: plan.sliceEnd,
-          limit: this.s.batchSize,
-          lookbackSeconds: this.s.lookbackSeconds,
-        }),
+      if (!this.control.mayStart(500)) return;
+      const from = window.readPosition;
+      this.dbNow = await this.database((o) => this.deps.calls.now(o));
+      const plan = planSlice(from, this.dbNow, this.s.settleSeconds, this.s.sliceSeconds);
+      if (!plan) {
+        window.caughtUp = true;
+        return;
+      }
+      const rows = await this.database((o) =>
+        this.deps.calls.readSlice(
+          {
+            cursor: from,
+            sliceEnd: plan.sliceEnd,
+            limit: this.s.batchSize,
+            lookbackSeconds: this.s.lookbackSeconds,
+          },
+          o,
+        ),
       );
       const exhausted = rows.length < this.s.batchSize;
       if (rows.length > 0) {
@@ -305,104 +541,376 @@ class SyncRun {
         this.log('info', 'batch', {
           batch: this.counters.batches,
           rows: rows.length,
-          cursorEpoch: cursor.endEpoch,
+          cursorEpoch: from.endEpoch,
           sliceEnd: plan.sliceEnd,
-          lagSeconds: lagSeconds(cursor, this.dbNow),
+          lagSeconds: lagSeconds(from, this.dbNow),
         });
       }
-      await this.processBatch(rows, exhausted ? plan.sliceEnd : undefined);
-      if (this.control.stopped) return;
-      if (exhausted && plan.reachesSettleBound) return;
+      for (const row of rows) this.intake(window, row);
+      window.readThrough(rows, exhausted ? plan.sliceEnd : undefined);
+      if (exhausted && plan.reachesSettleBound) {
+        window.caughtUp = true;
+        return;
+      }
+    }
+  }
+
+  /** Decides what a scanned row needs: a post, or nothing because it is held or already delivered. */
+  private intake(window: ScanWindow, row: CallRow): void {
+    if (this.ahead.has(row.uniqueid)) {
+      this.counters.skippedAhead++;
+      window.add(row, 'done');
+      return;
+    }
+    if (this.held.isParked(row.uniqueid)) {
+      window.add(row, 'done');
+      return;
+    }
+    if (isTransient(row, this.s.transientStatuses)) {
+      if (this.held.isPending(row.uniqueid)) {
+        window.add(row, 'done');
+        return;
+      }
+      if (this.held.hold({ uniqueid: row.uniqueid, endEpoch: row.end_epoch, firstSeen: this.dbNow })) {
+        this.dirty = true;
+        this.log('info', 'pending', this.callFields(row));
+        window.add(row, 'done');
+        return;
+      }
+      this.log('warn', 'pending_full', { ...this.callFields(row), pendingMax: this.s.pendingMax });
+    } else if (this.held.isPending(row.uniqueid)) {
+      // Its disposition arrived and it is read in order again: deliver it here, once.
+      this.held.release(row.uniqueid);
+      this.dirty = true;
+    }
+    window.add(row, 'send');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One call.
+
+  private callFields(row: CallRow): Record<string, unknown> {
+    return {
+      uniqueid: row.uniqueid,
+      campaignId: row.campaign_id,
+      disposition: row.status,
+      duration: row.length_in_sec,
+      endEpoch: row.end_epoch,
+    };
+  }
+
+  /**
+   * Delivers, dead-letters or (through the suspects) parks one call. `resolved`: the cursor may pass
+   * it; `failed`: it failed every attempt (a suspect, or a parked call that failed again);
+   * `unresolved`: the run is stopping and the call waits for the next one.
+   */
+  private async resolveCall(
+    row: CallRow,
+    source: Source,
+    slot?: Slot,
+  ): Promise<'resolved' | 'failed' | 'unresolved'> {
+    const payload = toPayload(row);
+    const problem = payloadProblem(payload);
+    if (problem) {
+      if (!(await this.deadLetter(row.uniqueid, payload, `invalid row: ${problem}`, { row })))
+        return 'unresolved';
+      this.afterResolved(row, source, false);
+      return 'resolved';
+    }
+    const fields = this.callFields(row);
+    if (this.dryRun) {
+      this.log('info', 'call_would_send', { ...fields, source });
+      this.counters.delivered++;
+      this.afterResolved(row, source, true);
+      return 'resolved';
+    }
+    const started = this.now();
+    let result: DeliveryResult;
+    try {
+      result = await this.delivery.deliver(payload, fields);
+    } catch (error) {
+      // Only the key provider throws here (a secret that cannot be read).
+      this.control.stop('api_auth', (error as Error).message);
+      this.log('error', 'api_key_unavailable', describeError(error));
+      return 'unresolved';
+    }
+    switch (result.kind) {
+      case 'delivered':
+        this.counters.delivered++;
+        this.log('info', 'call_sent', {
+          ...fields,
+          httpStatus: result.status,
+          attempt: result.attempts,
+          durationMs: this.now() - started,
+          source,
+        });
+        this.afterResolved(row, source, true);
+        return 'resolved';
+      case 'rejected':
+        if (
+          !(await this.deadLetter(row.uniqueid, payload, `rejected by the API: HTTP ${result.status}`, {
+            row,
+            httpStatus: result.status,
+            excerpt: result.excerpt,
+            attempts: result.attempts,
+          }))
+        ) {
+          return 'unresolved';
+        }
+        this.afterResolved(row, source, false);
+        return 'resolved';
+      case 'failed': {
+        const failure = { status: result.status, error: result.error };
+        this.log('warn', 'call_failed', {
+          ...fields,
+          httpStatus: result.status,
+          attempt: result.attempts,
+          error: result.error,
+          source,
+        });
+        if (source === 'parked') {
+          this.parkedFailures.set(row.uniqueid, failure);
+          return 'failed';
+        }
+        if (this.breaker.failure(result.failure)) {
+          const reason = this.breaker.reason();
+          this.control.stop(
+            reason,
+            `${this.breaker.failuresInRow} calls in a row failed; last: ${result.error}`,
+          );
+          this.log('error', reason, {
+            ...fields,
+            httpStatus: result.status,
+            error: result.error,
+            failuresInRow: this.breaker.failuresInRow,
+          });
+          return 'failed';
+        }
+        this.suspects.push({
+          uniqueid: row.uniqueid,
+          endEpoch: row.end_epoch,
+          failure,
+          ...(slot ? { slot } : {}),
+        });
+        return 'failed';
+      }
+      case 'misconfigured':
+        this.control.stop('api_misconfigured', result.detail);
+        this.log('error', 'api_misconfigured', {
+          ...fields,
+          httpStatus: result.status,
+          detail: result.detail,
+        });
+        return 'unresolved';
+      case 'auth_failed':
+        this.control.stop('api_auth', `HTTP ${result.status} with a freshly fetched key`);
+        this.log('error', 'api_auth_failed', { ...fields, httpStatus: result.status });
+        return 'unresolved';
+      case 'stopped':
+        return 'unresolved';
+    }
+  }
+
+  /** Book-keeping after a call is delivered or dead-lettered. */
+  private afterResolved(row: CallRow, source: Source, delivered: boolean): void {
+    if (source === 'pending') {
+      this.held.release(row.uniqueid);
+      this.counters.pendingResolved++;
+      this.dirty = true;
+    } else if (source === 'parked') {
+      this.held.unpark(row.uniqueid);
+      this.dirty = true;
+      if (delivered) {
+        this.counters.recovered++;
+        this.log('info', 'call_recovered', this.callFields(row));
+      }
+    }
+    if (delivered && source !== 'parked') {
+      this.breaker.success();
+      // The API takes other calls: the failures before this one were about those calls.
+      this.settleSuspects();
     }
   }
 
   /**
-   * Resolves the calls of one batch and checkpoints over the contiguous resolved prefix: after the
-   * batch, and every CHECKPOINT_INTERVAL_MS while it is under way, so a crash re-sends at most the calls
-   * resolved since the last write.
-   *
-   * @param exhaustedThrough set when the read returned fewer rows than a batch: the whole slice up to
-   *   this epoch is then known, and the cursor may move past it even where no call ended.
+   * Parks the suspects once the API has accepted other calls in this run. Otherwise (the breaker
+   * stopped the run, or nothing was delivered at all) they stay unresolved and the next run sends them
+   * again: an outage must not fill the parked set. At the end of a run that delivered nothing, they
+   * fail the run the way the breaker would.
    */
-  private async processBatch(rows: readonly CallRow[], exhaustedThrough: number | undefined): Promise<void> {
-    const prefix = new ResolvedPrefix(rows.length);
-    const effects: { park?: PendingCall; unpark?: string }[] = rows.map(() => ({}));
-    const toSend: number[] = [];
-    let parking = 0;
-    rows.forEach((row, i) => {
-      const known = this.planned.has(row.uniqueid);
-      if (isTransient(row, this.s.transientStatuses)) {
-        if (known) {
-          prefix.resolve(i);
-        } else if (this.planned.size + parking < this.s.pendingMax) {
-          parking++;
-          effects[i] = { park: { uniqueid: row.uniqueid, endEpoch: row.end_epoch, firstSeen: this.dbNow } };
-          prefix.resolve(i);
-          this.log('info', 'pending', this.callFields(row));
-        } else {
-          this.log('warn', 'pending_full', { ...this.callFields(row), pendingMax: this.s.pendingMax });
-          toSend.push(i);
-        }
-      } else {
-        if (known) effects[i] = { unpark: row.uniqueid };
-        toSend.push(i);
+  private settleSuspects(end = false): void {
+    if (this.suspects.length === 0) return;
+    const reason = this.control.reason;
+    if (
+      reason === 'api_unavailable' ||
+      reason === 'api_misconfigured' ||
+      reason === 'api_auth' ||
+      reason === 'lease_lost'
+    ) {
+      return;
+    }
+    if (this.counters.delivered === 0) {
+      if (end) {
+        const last = this.suspects.at(-1);
+        const why = this.breaker.reason();
+        this.control.stop(
+          why,
+          `${this.suspects.length} call(s) failed every attempt and none was delivered; last: ${last?.failure.error}`,
+        );
+        this.log('error', why, { failuresInRow: this.breaker.failuresInRow, error: last?.failure.error });
       }
-    });
-
-    let flushed = 0;
-    const flush = (): Promise<void> => {
-      const upTo = prefix.length;
-      const complete = upTo === rows.length;
-      if (upTo <= flushed && !(complete && exhaustedThrough !== undefined)) return this.writes;
-      const last = rows[upTo - 1];
-      const next =
-        complete && exhaustedThrough !== undefined
-          ? cursorAfter(exhaustedThrough)
-          : last
-            ? cursorOf(last)
-            : (this.cursor as Cursor);
-      for (let i = flushed; i < upTo; i++) {
-        const effect = effects[i];
-        if (effect?.park) this.planned.set(effect.park.uniqueid, effect.park);
-        if (effect?.unpark) this.planned.delete(effect.unpark);
+      return;
+    }
+    const suspects = this.suspects;
+    this.suspects = [];
+    for (const [i, suspect] of suspects.entries()) {
+      if (!this.held.park(suspect, suspect.failure, this.dbNow)) {
+        this.control.stop(
+          'parked_full',
+          `${this.s.parkedMax} calls are parked (PARKED_MAX); the cursor waits at the next failed call`,
+        );
+        this.log('error', 'parked_full', { uniqueid: suspect.uniqueid, parkedMax: this.s.parkedMax });
+        this.suspects = suspects.slice(i);
+        return;
       }
-      flushed = upTo;
-      return this.checkpoint(next);
-    };
+      this.dirty = true;
+      this.counters.parkedNew++;
+      this.parkedFailures.set(suspect.uniqueid, suspect.failure);
+      this.log('warn', 'call_parked', {
+        uniqueid: suspect.uniqueid,
+        endEpoch: suspect.endEpoch,
+        httpStatus: suspect.failure.status,
+        reason: suspect.failure.error,
+      });
+      if (suspect.slot) this.window?.resolve(suspect.slot);
+    }
+  }
 
-    const timer = setInterval(() => void flush(), this.s.checkpointIntervalMs);
-    try {
-      await forEachConcurrent(
-        toSend,
-        this.s.concurrency,
-        () => this.control.stopped || !this.control.checkTime(),
-        async (index) => {
-          if (await this.resolveCall(rows[index] as CallRow, 'scan')) prefix.resolve(index);
+  /** Counts this run's failures of parked calls and dead-letters those that failed RETRY_MAX_RUNS runs. */
+  private async settleParked(): Promise<void> {
+    if (this.parkedFailures.size === 0 || this.dryRun) return;
+    const exhausted = this.held.settleRun(this.parkedFailures, this.counters.delivered > 0);
+    if (exhausted.length > 0) this.dirty = true;
+    for (const call of exhausted) {
+      const failure = this.parkedFailures.get(call.uniqueid);
+      const row = this.heldRows.get(call.uniqueid);
+      const ok = await this.deadLetter(
+        call.uniqueid,
+        row ? toPayload(row) : null,
+        `failed in ${call.failures} runs while the API accepted other calls: ${failure?.error ?? 'no answer'}`,
+        {
+          ...(row ? { row } : { endEpoch: call.endEpoch }),
+          httpStatus: call.lastStatus ?? undefined,
+          attempts: this.s.apiMaxAttempts,
         },
       );
-    } finally {
-      clearInterval(timer);
+      if (!ok) this.held.park(call, failure ?? { status: call.lastStatus, error: '' }, call.firstFailedAt);
     }
-    await flush();
+  }
+
+  private async deadLetter(
+    uniqueid: string,
+    payload: CallResultPayload | null,
+    reason: string,
+    details: {
+      row?: CallRow;
+      endEpoch?: number;
+      httpStatus?: number | undefined;
+      excerpt?: string;
+      attempts?: number;
+    },
+  ): Promise<boolean> {
+    const fields = {
+      ...(details.row ? this.callFields(details.row) : { uniqueid }),
+      reason,
+      httpStatus: details.httpStatus ?? null,
+    };
+    if (this.dryRun) {
+      this.counters.deadLettered++;
+      this.log('warn', 'call_would_dead_letter', fields);
+      return true;
+    }
+    try {
+      const nowMs = this.now();
+      await this.deps.checkpoints.putDeadLetter(
+        {
+          syncId: this.s.syncId,
+          uniqueid,
+          reason,
+          httpStatus: details.httpStatus ?? null,
+          responseExcerpt: details.excerpt ?? null,
+          payload: payload ? JSON.stringify(payload) : null,
+          endEpoch: details.row?.end_epoch ?? details.endEpoch ?? null,
+          campaignId: details.row?.campaign_id ?? null,
+          createdAt: new Date(nowMs).toISOString(),
+          attempts: details.attempts ?? 0,
+          expiresAt: Math.floor(nowMs / 1000) + this.s.deadLetterDays * 86_400,
+        },
+        { timeoutMs: Math.max(FINAL_WRITE_MS, this.control.timeLeft()) },
+      );
+    } catch (error) {
+      this.control.stop('dead_letter_error', (error as Error).message);
+      this.log('error', 'dead_letter_failed', { ...fields, ...describeError(error) });
+      return false;
+    }
+    this.counters.deadLettered++;
+    this.log('warn', 'call_dead_lettered', fields);
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Checkpoints.
+
+  /** What the next checkpoint write would store, or undefined when nothing changed. */
+  private pendingWrite(): { previous: Cursor; next: Cursor; held: HeldState } | undefined {
+    const previous = this.cursor as Cursor;
+    const next = this.window?.prefixCursor() ?? previous;
+    const aheadChanged = this.window?.takeAheadChanged() ?? false;
+    if (sameCursor(previous, next) && !this.dirty && !aheadChanged) return undefined;
+    this.dirty = false;
+    const ahead: AheadCall[] = [];
+    for (const [uniqueid, endEpoch] of this.ahead) {
+      if (compareCursor({ endEpoch, uniqueid }, next) > 0) ahead.push({ uniqueid, endEpoch });
+      else this.ahead.delete(uniqueid);
+    }
+    for (const row of this.window?.resolvedBeyondPrefix() ?? []) {
+      // Held calls are recorded as held; the rest were delivered or dead-lettered: skip them next time.
+      if (
+        !this.held.isPending(row.uniqueid) &&
+        !this.held.isParked(row.uniqueid) &&
+        !this.ahead.has(row.uniqueid)
+      ) {
+        ahead.push({ uniqueid: row.uniqueid, endEpoch: row.end_epoch });
+      }
+    }
+    return {
+      previous,
+      next,
+      held: { pending: this.held.pendingCalls(), parked: this.held.parkedCalls(), ahead },
+    };
+  }
+
+  private commit(next: Cursor): void {
+    this.cursor = next;
   }
 
   /** Queues a conditional checkpoint write; a refused one stops the run (the lease was lost). */
-  private checkpoint(next: Cursor): Promise<void> {
-    const pending = new Map(this.planned);
+  private flush(): Promise<void> {
     this.writes = this.writes.then(async () => {
       if (this.control.reason === 'lease_lost' || this.control.reason === 'checkpoint_error') return;
-      const previous = this.cursor as Cursor;
-      const pendingChanged =
-        pending.size !== this.pending.size || [...pending.keys()].some((k) => !this.pending.has(k));
-      if (sameCursor(previous, next) && !pendingChanged) return;
+      const write = this.pendingWrite();
+      if (!write) return;
       if (!this.dryRun && this.lease) {
         try {
           await this.deps.checkpoints.advance(
             this.lease,
-            previous,
-            next,
-            [...pending.values()],
+            write.previous,
+            write.next,
+            write.held,
             this.leaseMs,
+            {
+              timeoutMs: Math.max(FINAL_WRITE_MS, this.control.timeLeft()),
+            },
           );
         } catch (error) {
           this.fail(error);
@@ -411,18 +919,25 @@ class SyncRun {
         this.counters.checkpoints++;
         this.lastWriteAt = this.now();
       }
-      this.cursor = next;
-      this.pending = pending;
-      this.log('info', 'checkpoint', {
-        cursorEpoch: next.endEpoch,
-        cursorUid: next.uniqueid,
-        cursorTime: new Date(next.endEpoch * 1000).toISOString(),
-        pending: pending.size,
-        lagSeconds: lagSeconds(next, this.dbNow),
-        dryRun: this.dryRun,
-      });
+      this.commit(write.next);
+      this.logCheckpoint(write.next, write.held, false);
     });
     return this.writes;
+  }
+
+  /** `final`: written with the lease release at the end of the run. */
+  private logCheckpoint(next: Cursor, held: HeldState, final: boolean): void {
+    this.log('info', 'checkpoint', {
+      cursorEpoch: next.endEpoch,
+      cursorUid: next.uniqueid,
+      cursorTime: new Date(next.endEpoch * 1000).toISOString(),
+      pending: held.pending.length,
+      parked: held.parked.length,
+      ahead: held.ahead.length,
+      lagSeconds: lagSeconds(next, this.dbNow),
+      final,
+      dryRun: this.dryRun,
+    });
   }
 
   /** Keeps the lease alive through long waits (API retries) when no checkpoint write has renewed it. */
@@ -438,171 +953,5 @@ class SyncRun {
         this.fail(error);
       }
     });
-  }
-
-  /**
-   * Looks again at calls parked with a transient status: delivers those whose disposition arrived (or
-   * that waited longer than PENDING_MAX_AGE_SECONDS), hands back to the scan those whose end moved past
-   * the cursor, and dead-letters those that vanished from vicidial_log.
-   */
-  private async resolvePending(): Promise<void> {
-    if (this.pending.size === 0) return;
-    const parked = [...this.planned.values()];
-    const rows = new Map(
-      (await database(() => this.deps.calls.readByUniqueid(parked.map((p) => p.uniqueid)))).map((r) => [
-        r.uniqueid,
-        r,
-      ]),
-    );
-    const remaining = this.planned;
-    const toSend: { row: CallRow; parked: PendingCall }[] = [];
-    for (const p of parked) {
-      const row = rows.get(p.uniqueid);
-      if (!row) {
-        const ok = await this.deadLetter(
-          p.uniqueid,
-          null,
-          'row left vicidial_log (archived or deleted) before its disposition arrived',
-          { endEpoch: p.endEpoch },
-        );
-        if (ok) remaining.delete(p.uniqueid);
-        continue;
-      }
-      if (compareCursor(cursorOf(row), this.cursor as Cursor) > 0) {
-        // Its end moved past the cursor: the scan reads it in its new place, once.
-        remaining.delete(p.uniqueid);
-        this.log('info', 'pending_requeued', { ...this.callFields(row) });
-        continue;
-      }
-      if (!isTransient(row, this.s.transientStatuses)) {
-        toSend.push({ row, parked: p });
-      } else if (this.dbNow - row.end_epoch > this.s.pendingMaxAgeSeconds) {
-        this.log('warn', 'pending_expired', {
-          ...this.callFields(row),
-          ageSeconds: this.dbNow - row.end_epoch,
-        });
-        toSend.push({ row, parked: p });
-      }
-    }
-    await forEachConcurrent(
-      toSend,
-      this.s.concurrency,
-      () => this.control.stopped || !this.control.checkTime(),
-      async ({ row }) => {
-        if (await this.resolveCall(row, 'pending')) {
-          remaining.delete(row.uniqueid);
-          this.counters.pendingResolved++;
-        }
-      },
-    );
-    await this.checkpoint(this.cursor as Cursor);
-  }
-
-  private callFields(row: CallRow): Record<string, unknown> {
-    return {
-      uniqueid: row.uniqueid,
-      campaignId: row.campaign_id,
-      disposition: row.status,
-      duration: row.length_in_sec,
-      endEpoch: row.end_epoch,
-    };
-  }
-
-  /** Delivers or dead-letters one call; false when it stays unresolved (the run is stopping). */
-  private async resolveCall(row: CallRow, source: 'scan' | 'pending'): Promise<boolean> {
-    const payload = toPayload(row);
-    const problem = payloadProblem(payload);
-    if (problem) return this.deadLetter(row.uniqueid, payload, `invalid row: ${problem}`, { row });
-    if (this.dryRun) {
-      this.log('info', 'call_would_send', { ...this.callFields(row), source });
-      this.counters.delivered++;
-      return true;
-    }
-    const started = this.now();
-    let result: DeliveryResult;
-    try {
-      result = await this.delivery.deliver(payload);
-    } catch (error) {
-      // Only the key provider throws here (a secret that cannot be read).
-      this.control.stop('api_auth', (error as Error).message);
-      this.log('error', 'api_key_unavailable', describeError(error));
-      return false;
-    }
-    const durationMs = this.now() - started;
-    switch (result.kind) {
-      case 'delivered':
-        this.counters.delivered++;
-        if (result.duplicate) this.counters.duplicates++;
-        this.log('info', 'call_sent', {
-          ...this.callFields(row),
-          httpStatus: result.status,
-          attempt: result.attempts,
-          duplicate: result.duplicate,
-          durationMs,
-          source,
-        });
-        return true;
-      case 'rejected':
-        return this.deadLetter(row.uniqueid, payload, `rejected by the API: HTTP ${result.status}`, {
-          row,
-          httpStatus: result.status,
-          excerpt: result.excerpt,
-          attempts: result.attempts,
-        });
-      case 'gave_up':
-        this.control.stop('api_unavailable', `${result.error} after ${result.attempts} attempts`);
-        this.log('error', 'api_unavailable', {
-          ...this.callFields(row),
-          httpStatus: result.status,
-          attempt: result.attempts,
-          error: result.error,
-        });
-        return false;
-      case 'auth_failed':
-        this.control.stop('api_auth', `HTTP ${result.status} with a freshly fetched key`);
-        this.log('error', 'api_auth_failed', { ...this.callFields(row), httpStatus: result.status });
-        return false;
-      case 'stopped':
-        return false;
-    }
-  }
-
-  private async deadLetter(
-    uniqueid: string,
-    payload: CallResultPayload | null,
-    reason: string,
-    details: { row?: CallRow; endEpoch?: number; httpStatus?: number; excerpt?: string; attempts?: number },
-  ): Promise<boolean> {
-    const fields = {
-      ...(details.row ? this.callFields(details.row) : { uniqueid }),
-      reason,
-      httpStatus: details.httpStatus ?? null,
-    };
-    if (this.dryRun) {
-      this.counters.deadLettered++;
-      this.log('warn', 'call_would_dead_letter', fields);
-      return true;
-    }
-    try {
-      await this.deps.checkpoints.putDeadLetter({
-        syncId: this.s.syncId,
-        uniqueid,
-        reason,
-        httpStatus: details.httpStatus ?? null,
-        responseExcerpt: details.excerpt ?? null,
-        payload: payload ? JSON.stringify(payload) : null,
-        endEpoch: details.row?.end_epoch ?? details.endEpoch ?? null,
-        campaignId: details.row?.campaign_id ?? null,
-        createdAt: new Date(this.now()).toISOString(),
-        attempts: details.attempts ?? 0,
-      });
-    } catch (error) {
-      this.control.stop('dead_letter_error', (error as Error).message);
-      this.log('error', 'dead_letter_failed', { ...fields, ...describeError(error) });
-      return false;
-    }
-    this.counters.deadLettered++;
-    this.log('warn', 'call_dead_lettered', fields);
-    return true;
   }
 }

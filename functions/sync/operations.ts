@@ -1,11 +1,14 @@
 import { CallDelivery } from './call-delivery';
-import type { CheckpointStore, DeadLetter, LastRun } from './checkpoint-store';
+import type { CheckpointStore, DeadLetter, LastRun, ParkedCall } from './checkpoint-store';
 import { type Cursor, cursorAt, lagSeconds } from './cursor';
 import type { SyncDeps } from './engine';
-import type { SyncLog } from './log';
+import { describeError, type SyncLog } from './log';
 import { type CallResultPayload, payloadProblem, toPayload } from './payload';
 import { DEFAULT_RETRY_POLICY } from './retry-policy';
 import { forEachConcurrent, RunControl } from './run-control';
+import { instantProblem } from './settings';
+import { Throttle } from './throttle';
+import type { VicidialLog } from './vicidial-log';
 
 /** The operator's actions besides a run: status, reset and dead-letter handling, shared by CLI and handler. */
 
@@ -14,52 +17,145 @@ export interface StatusReport {
   readonly exists: boolean;
   readonly cursor: Cursor | null;
   readonly cursorTime: string | null;
+  /** Clock minus cursor; negative when the cursor is ahead of the clock (then `warning` says so). */
   readonly lagSeconds: number | null;
+  /** Which clock the lag is measured against: the database's, or this host's when it was unreachable. */
+  readonly clock: 'database' | 'host';
+  readonly warning: string | null;
   readonly lease: { owner: string; expiresAt: string } | null;
   readonly pending: number;
+  readonly parked: number;
+  readonly parkedCalls: readonly ParkedCall[];
   readonly deadLetters: number;
   readonly updatedAt: string | null;
   readonly lastRun: LastRun | null;
 }
 
+/** Where the database clock comes from, when the caller can reach the database. */
+export type DbClock = () => Promise<number>;
+
+async function clockNow(dbClock: DbClock | undefined): Promise<{ now: number; clock: 'database' | 'host' }> {
+  if (dbClock) {
+    try {
+      return { now: await dbClock(), clock: 'database' };
+    } catch {
+      // status must answer while the database is down; the lag is then measured on this host's clock
+    }
+  }
+  return { now: Math.floor(Date.now() / 1000), clock: 'host' };
+}
+
 export async function readStatus(
   store: CheckpointStore,
   syncId: string,
-  nowMs = Date.now(),
+  dbClock?: DbClock,
 ): Promise<StatusReport> {
-  const [state, deadLetters] = await Promise.all([store.read(syncId), store.countDeadLetters(syncId)]);
-  const nowEpoch = Math.floor(nowMs / 1000);
-  const lease = state?.lease && state.lease.expiresAt > nowMs ? state.lease : null;
+  const [state, deadLetters, { now, clock }] = await Promise.all([
+    store.read(syncId),
+    store.countDeadLetters(syncId),
+    clockNow(dbClock),
+  ]);
+  const lease = state?.lease && state.lease.expiresAt > Date.now() ? state.lease : null;
+  const lag = state ? lagSeconds(state.cursor, now) : null;
   return {
     syncId,
     exists: state !== undefined,
     cursor: state?.cursor ?? null,
     cursorTime: state ? new Date(state.cursor.endEpoch * 1000).toISOString() : null,
-    lagSeconds: state ? lagSeconds(state.cursor, nowEpoch) : null,
+    lagSeconds: lag,
+    clock,
+    warning:
+      lag !== null && lag < 0
+        ? `the cursor is ${-lag} s ahead of the ${clock} clock: no call is read until the clock passes it (reset it with did-sync reset --to)`
+        : null,
     lease: lease ? { owner: lease.owner, expiresAt: new Date(lease.expiresAt).toISOString() } : null,
     pending: state?.pending.length ?? 0,
+    parked: state?.parked.length ?? 0,
+    parkedCalls: state?.parked ?? [],
     deadLetters,
     updatedAt: state?.updatedAt ?? null,
     lastRun: state?.lastRun ?? null,
   };
 }
 
+/** A reset that would silently skip calls, or cannot be checked: refused before anything is written. */
+export class ResetRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ResetRefusedError';
+  }
+}
+
+export interface ResetOptions {
+  readonly force: boolean;
+  /** The database cannot be reached: check the instant against this host's clock instead. */
+  readonly withoutDatabase: boolean;
+}
+
+export interface ResetReport extends StatusReport {
+  /** Eligible calls between the new and the old cursor that the next runs will post again. */
+  readonly rePost: number | null;
+  readonly checkedAgainst: 'database' | 'host';
+}
+
+/**
+ * Moves the checkpoint by hand. Refuses an instant after the database's current time, before 2000, or
+ * in milliseconds; when the database cannot be reached it refuses unless told to check against this
+ * host's clock. A backward reset counts the calls it will post again.
+ */
 export async function resetCheckpoint(
   store: CheckpointStore,
+  calls: Pick<VicidialLog, 'now' | 'countEligible'> | undefined,
   syncId: string,
   toEpoch: number,
-  force: boolean,
+  options: ResetOptions,
   log: SyncLog,
-): Promise<StatusReport> {
-  const state = await store.reset(syncId, cursorAt(toEpoch), force);
+): Promise<ResetReport> {
+  let dbNow: number | undefined;
+  if (calls) {
+    try {
+      dbNow = await calls.now({ timeoutMs: 10_000 });
+    } catch (error) {
+      if (!options.withoutDatabase) {
+        throw new ResetRefusedError(
+          `cannot check the new cursor against the database's clock (${(error as Error).message}); to check it against this host's clock instead, say so explicitly (CLI --without-database, action "withoutDatabase": true)`,
+        );
+      }
+    }
+  } else if (!options.withoutDatabase) {
+    throw new ResetRefusedError('no database to check the new cursor against');
+  }
+  const checkedAgainst = dbNow === undefined ? 'host' : 'database';
+  const problem = instantProblem(
+    toEpoch,
+    dbNow ?? Math.floor(Date.now() / 1000),
+    dbNow === undefined ? "this host's clock" : "the database's clock",
+  );
+  if (problem) throw new ResetRefusedError(`to: ${problem}`);
+  const before = await store.read(syncId);
+  let rePost: number | null = null;
+  if (calls && dbNow !== undefined && before && toEpoch < before.cursor.endEpoch) {
+    rePost = await calls
+      .countEligible(toEpoch, before.cursor.endEpoch, { timeoutMs: 30_000 })
+      .catch(() => null);
+  }
+  const state = await store.reset(syncId, cursorAt(toEpoch), options.force);
   log.log('warn', 'checkpoint_reset', {
     syncId,
     cursorEpoch: state.cursor.endEpoch,
     cursorTime: new Date(state.cursor.endEpoch * 1000).toISOString(),
+    previousCursorEpoch: before?.cursor.endEpoch ?? null,
     fence: state.fence,
-    force,
+    force: options.force,
+    rePost,
+    checkedAgainst,
   });
-  return readStatus(store, syncId);
+  const status = await readStatus(
+    store,
+    syncId,
+    dbNow === undefined ? undefined : async () => dbNow as number,
+  );
+  return { ...status, rePost, checkedAgainst };
 }
 
 export async function listDeadLetters(store: CheckpointStore, syncId: string): Promise<DeadLetter[]> {
@@ -76,105 +172,165 @@ export type ReplayDeps = Pick<
 
 export interface ReplaySummary {
   readonly syncId: string;
+  /** False when a run or another replay held the sync's lease: nothing was posted. */
+  readonly replayed: boolean;
+  readonly holder?: { owner: string; expiresAt: string } | null;
   readonly total: number;
   readonly delivered: number;
   readonly stillRejected: number;
+  /** Letters whose post failed every attempt (API trouble): kept as they were. */
+  readonly failed: number;
   readonly notAttempted: number;
   readonly stoppedBy?: string;
+  readonly detail?: string;
 }
 
 export interface ReplayOptions {
-  /** Epoch ms after which no further letter is posted (a Lambda's remaining time); the rest wait. */
+  /** Who replays: unique per replay, like a run's owner. */
+  readonly owner: string;
+  /** Epoch ms by which the replay has ended (a Lambda's remaining time); the rest wait. */
   readonly deadline?: number;
 }
 
 /**
  * Posts every dead letter again, from the row as it is now (an operator may have fixed it in VICIdial)
  * or, when the row is gone, from the stored payload, CONCURRENCY at a time with the run's retry policy.
- * Delivered letters are deleted; refused ones are kept with the new answer. Transient trouble, a refused
- * key or the deadline stops the replay, keeping the letters not yet attempted.
+ * It holds the sync's lease like a run, so a replay and a run (or two replays) never post the same
+ * letter twice. Delivered letters are deleted; refused ones kept with the new answer.
  */
-export async function replayDeadLetters(
-  deps: ReplayDeps,
-  options: ReplayOptions = {},
-): Promise<ReplaySummary> {
-  const { syncId, concurrency, apiMaxAttempts } = deps.settings;
-  const letters = await listDeadLetters(deps.checkpoints, syncId);
-  const rows = new Map(
-    (await deps.calls.readByUniqueid(letters.map((l) => l.uniqueid))).map((r) => [r.uniqueid, r]),
-  );
+export async function replayDeadLetters(deps: ReplayDeps, options: ReplayOptions): Promise<ReplaySummary> {
+  const { syncId, concurrency, apiMaxAttempts, leaseSeconds, apiTimeoutMs } = deps.settings;
+  const store = deps.checkpoints;
+  const leaseMs = leaseSeconds * 1000;
+  const empty = { syncId, total: 0, delivered: 0, stillRejected: 0, failed: 0, notAttempted: 0 };
+  const state = await store.read(syncId);
+  if (!state) return { ...empty, replayed: true };
+  const acquired = await store.acquire(syncId, options.owner, leaseMs, state.cursor);
+  if (!acquired.acquired) {
+    const holder = acquired.holder
+      ? { owner: acquired.holder.owner, expiresAt: new Date(acquired.holder.expiresAt).toISOString() }
+      : null;
+    deps.log.log('info', 'replay_skipped', { syncId, holder: holder?.owner ?? null });
+    return {
+      ...empty,
+      replayed: false,
+      holder,
+      detail: `sync "${syncId}" is busy (lease held by ${holder?.owner ?? 'unknown'}${holder ? ` until ${holder.expiresAt}` : ''}): try again when it is done`,
+    };
+  }
+  const lease = acquired.lease;
   const control = new RunControl(options.deadline);
-  const delivery = new CallDelivery(
-    deps.api,
-    deps.keys,
-    { ...(deps.retryPolicy ?? DEFAULT_RETRY_POLICY), maxAttempts: apiMaxAttempts },
-    control,
-    deps.log,
+  const renewal = setInterval(
+    () => {
+      store.renew(lease, leaseMs).catch((error) => {
+        control.stop('lease_lost', (error as Error).message);
+      });
+    },
+    Math.floor(leaseMs / 3),
   );
+  const letters = await listDeadLetters(store, syncId);
   let delivered = 0;
   let stillRejected = 0;
+  let failed = 0;
   let attempted = 0;
-  await forEachConcurrent(
-    letters,
-    concurrency,
-    () => !control.checkTime(),
-    async (letter) => {
-      attempted++;
-      const row = rows.get(letter.uniqueid);
-      const payload: CallResultPayload | null = row
-        ? toPayload(row)
-        : letter.payload
-          ? (JSON.parse(letter.payload) as CallResultPayload)
-          : null;
-      const keep = async (reason: string, httpStatus: number | null, excerpt: string | null) => {
-        stillRejected++;
-        await deps.checkpoints.putDeadLetter({
-          ...letter,
-          reason,
-          httpStatus,
-          responseExcerpt: excerpt,
-          payload: payload ? JSON.stringify(payload) : letter.payload,
-          attempts: letter.attempts + 1,
-        });
-        deps.log.log('warn', 'dead_letter_kept', { syncId, uniqueid: letter.uniqueid, reason, httpStatus });
-      };
-      if (!payload) return keep('row no longer in vicidial_log and no stored payload', null, null);
-      const problem = payloadProblem(payload);
-      if (problem) return keep(`invalid row: ${problem}`, null, null);
-      const result = await delivery.deliver(payload);
-      switch (result.kind) {
-        case 'delivered':
-          delivered++;
-          await deps.checkpoints.deleteDeadLetter(syncId, letter.uniqueid);
-          deps.log.log('info', 'dead_letter_replayed', {
-            syncId,
-            uniqueid: letter.uniqueid,
-            httpStatus: result.status,
-            duplicate: result.duplicate,
+  try {
+    if (!control.mayStart()) return finished();
+    const rows = new Map(
+      (
+        await deps.calls.readByUniqueid(
+          letters.map((l) => l.uniqueid),
+          state.cursor,
+          { timeoutMs: control.timeLeft() },
+        )
+      ).map((r) => [r.uniqueid, r]),
+    );
+    const delivery = new CallDelivery(
+      deps.api,
+      deps.keys,
+      {
+        policy: { ...(deps.retryPolicy ?? DEFAULT_RETRY_POLICY), maxAttempts: apiMaxAttempts },
+        apiTimeoutMs,
+      },
+      control,
+      new Throttle(concurrency),
+      deps.log,
+    );
+    await forEachConcurrent(
+      letters,
+      concurrency,
+      () => !control.mayStart(),
+      async (letter) => {
+        attempted++;
+        const row = rows.get(letter.uniqueid);
+        const payload: CallResultPayload | null = row
+          ? toPayload(row)
+          : letter.payload
+            ? (JSON.parse(letter.payload) as CallResultPayload)
+            : null;
+        const keep = async (reason: string, httpStatus: number | null, excerpt: string | null) => {
+          stillRejected++;
+          await store.putDeadLetter({
+            ...letter,
+            reason,
+            httpStatus,
+            responseExcerpt: excerpt,
+            payload: payload ? JSON.stringify(payload) : letter.payload,
+            attempts: letter.attempts + 1,
           });
-          return;
-        case 'rejected':
-          return keep(`rejected by the API: HTTP ${result.status}`, result.status, result.excerpt);
-        case 'gave_up':
-          control.stop('api_unavailable', result.error);
-          attempted--;
-          return;
-        case 'auth_failed':
-          control.stop('api_auth', `HTTP ${result.status}`);
-          attempted--;
-          return;
-        case 'stopped':
-          attempted--;
-          return;
-      }
-    },
-  );
-  return {
-    syncId,
-    total: letters.length,
-    delivered,
-    stillRejected,
-    notAttempted: letters.length - attempted,
-    ...(control.reason ? { stoppedBy: control.reason } : {}),
-  };
+          deps.log.log('warn', 'dead_letter_kept', { syncId, uniqueid: letter.uniqueid, reason, httpStatus });
+        };
+        if (!payload) return keep('row no longer in vicidial_log and no stored payload', null, null);
+        const problem = payloadProblem(payload);
+        if (problem) return keep(`invalid row: ${problem}`, null, null);
+        const result = await delivery.deliver(payload, { syncId, uniqueid: letter.uniqueid });
+        switch (result.kind) {
+          case 'delivered':
+            delivered++;
+            await store.deleteDeadLetter(syncId, letter.uniqueid);
+            deps.log.log('info', 'dead_letter_replayed', {
+              syncId,
+              uniqueid: letter.uniqueid,
+              httpStatus: result.status,
+            });
+            return;
+          case 'rejected':
+            return keep(`rejected by the API: HTTP ${result.status}`, result.status, result.excerpt);
+          case 'failed':
+            failed++;
+            return;
+          case 'misconfigured':
+            control.stop('api_misconfigured', result.detail);
+            attempted--;
+            return;
+          case 'auth_failed':
+            control.stop('api_auth', `HTTP ${result.status}`);
+            attempted--;
+            return;
+          case 'stopped':
+            attempted--;
+            return;
+        }
+      },
+    );
+  } finally {
+    clearInterval(renewal);
+    await store
+      .release(lease, undefined, undefined, { timeoutMs: 2_000 })
+      .catch((error) => deps.log.log('warn', 'lease_release_failed', describeError(error)));
+  }
+  return finished();
+
+  function finished(): ReplaySummary {
+    return {
+      syncId,
+      replayed: true,
+      total: letters.length,
+      delivered,
+      stillRejected,
+      failed,
+      notAttempted: letters.length - attempted,
+      ...(control.reason ? { stoppedBy: control.reason } : {}),
+      ...(control.detail ? { detail: control.detail } : {}),
+    };
+  }
 }

@@ -4,54 +4,91 @@
  */
 
 export interface RetryPolicy {
-  /** Attempts per call within one run, the first included. */
+  /** Attempts per call within one run, the first included (429 answers do not count). */
   readonly maxAttempts: number;
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
-  /** Upper bound on a server's Retry-After, so one answer cannot park the run past its time budget. */
-  readonly maxRetryAfterMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxAttempts: 5,
   baseDelayMs: 250,
   maxDelayMs: 8_000,
-  maxRetryAfterMs: 30_000,
 };
 
 /**
- * - `delivered`: stored (or already stored: a duplicate).
- * - `transient`: may succeed later (timeouts, 408, 425, 429, 5xx).
- * - `auth`: the key is wrong or was rotated; retrying with the same key cannot help.
- * - `rejected`: the API will never accept this payload as it is: dead-letter it with the reason.
+ * What one answer of the API means for the call and for the run.
+ * - `delivered`: a 2xx whose body is JSON with `success: true`: the only proof the call was stored.
+ * - `rejected`: 400/409/413/422, the API will never accept this payload as it is: a dead letter.
+ * - `auth`: 401/403, the key is wrong or was rotated (a 403 may also be a rule about this one call).
+ * - `rate_limited`: 429, never the call's fault: wait for Retry-After, then send it again.
+ * - `transient`: 408, 425, 5xx and unknown 4xx: may succeed later.
+ * - `endpoint`: 404/405/410: the URL is wrong rather than the call; counts toward the outage breaker.
+ * - `misconfigured`: a redirect, or a 2xx that is not the API's JSON (a login page, a moved domain):
+ *   nothing was stored, and every other call would meet the same, so the run stops at once.
  */
-export type ResponseClass = 'delivered' | 'transient' | 'auth' | 'rejected';
+export type ResponseVerdict =
+  | { readonly kind: 'delivered' }
+  | { readonly kind: 'rejected' }
+  | { readonly kind: 'auth' }
+  | { readonly kind: 'rate_limited' }
+  | { readonly kind: 'transient' }
+  | { readonly kind: 'endpoint' }
+  | { readonly kind: 'misconfigured'; readonly why: string };
 
-export function classifyStatus(status: number): ResponseClass {
-  if (status >= 200 && status < 300) return 'delivered';
-  if (status === 401 || status === 403) return 'auth';
-  if (status === 408 || status === 425 || status === 429 || status >= 500) return 'transient';
-  // Redirects and the remaining 4xx (400, 404, 409, 413, 422, ...) are answers about the request itself.
-  return 'rejected';
+export interface ApiAnswer {
+  readonly status: number;
+  readonly body: string;
+  readonly location?: string | undefined;
+}
+
+const REJECTED = new Set([400, 409, 413, 422]);
+const ENDPOINT = new Set([404, 405, 410]);
+
+export function classifyAnswer(answer: ApiAnswer): ResponseVerdict {
+  const { status } = answer;
+  if (status >= 200 && status < 300) {
+    if (isSuccessBody(answer.body)) return { kind: 'delivered' };
+    return {
+      kind: 'misconfigured',
+      why: `HTTP ${status} without a JSON body with "success": true (not the DID Optimizer API?)`,
+    };
+  }
+  if (status >= 300 && status < 400) {
+    return {
+      kind: 'misconfigured',
+      why: `HTTP ${status} redirect${answer.location ? ` to ${answer.location}` : ''} (redirects are never followed: fix the API URL)`,
+    };
+  }
+  if (status === 401 || status === 403) return { kind: 'auth' };
+  if (status === 429) return { kind: 'rate_limited' };
+  if (REJECTED.has(status)) return { kind: 'rejected' };
+  if (ENDPOINT.has(status)) return { kind: 'endpoint' };
+  return { kind: 'transient' };
+}
+
+function isSuccessBody(body: string): boolean {
+  try {
+    const parsed = JSON.parse(body) as { success?: unknown } | null;
+    return parsed !== null && typeof parsed === 'object' && parsed.success === true;
+  } catch {
+    return false;
+  }
 }
 
 /**
  * Exponential backoff with full jitter (delay uniformly in [0, min(cap, base * 2^(attempt-1))]), so the
- * sixteen workers of a run, and concurrent runs of other syncs, do not retry in lockstep.
+ * workers of a run, and concurrent runs of other syncs, do not retry in lockstep.
  *
  * @param attempt the attempt that just failed, starting at 1
- * @param retryAfterMs the server's own Retry-After, honoured as a lower bound
  */
 export function retryDelayMs(
   attempt: number,
   policy: RetryPolicy,
-  retryAfterMs?: number,
   random: () => number = Math.random,
 ): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempt - 1));
-  const jittered = Math.floor(random() * ceiling);
-  if (retryAfterMs === undefined) return jittered;
-  return Math.max(jittered, Math.min(retryAfterMs, policy.maxRetryAfterMs));
+  return Math.floor(random() * ceiling);
 }
 
 export function shouldRetry(attempt: number, policy: RetryPolicy): boolean {

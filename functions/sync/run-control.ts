@@ -1,18 +1,29 @@
 /**
- * Why a run stops before it has caught up, shared by the engine's loop, its workers and their waits.
- * `time_budget` and `max_batches` are planned stops; the rest are failures.
+ * Why a run stops before it has caught up, shared by the engine's loop, its workers and their waits,
+ * and the run's deadline: every wait of a run (a request, a retry sleep, a Retry-After pause, a query)
+ * ends by it.
  */
 export type StopReason =
   | 'max_batches'
   | 'time_budget'
+  | 'rate_limited'
   | 'api_unavailable'
+  | 'api_misconfigured'
   | 'api_auth'
+  | 'parked_full'
   | 'lease_lost'
   | 'checkpoint_error'
   | 'database_error'
+  | 'time_zone_mismatch'
   | 'dead_letter_error';
 
-export const PLANNED_STOPS: ReadonlySet<StopReason> = new Set(['max_batches', 'time_budget']);
+/** Stops that end a run as `partial`: the next run simply goes on. The rest end it as `failed`. */
+export const PLANNED_STOPS: ReadonlySet<StopReason> = new Set(['max_batches', 'time_budget', 'rate_limited']);
+
+/** No request starts with less time than this left: it could not get an answer in time. */
+export const MIN_REQUEST_MS = 1_000;
+
+import { setMaxListeners } from 'node:events';
 
 export class RunControl {
   private readonly abort = new AbortController();
@@ -20,10 +31,13 @@ export class RunControl {
   private stopDetail: string | undefined;
 
   constructor(
-    /** Epoch ms after which no new call is started (undefined: no limit). */
+    /** Epoch ms by which every wait of the run has ended (undefined: no limit). */
     readonly deadline: number | undefined,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    // Every worker, the reader and their waits listen for the stop: more than Node's default of 10.
+    setMaxListeners(0, this.abort.signal);
+  }
 
   /** The first reason wins: a failure seen after a planned stop still ends the run as it began to. */
   stop(reason: StopReason, detail?: string): void {
@@ -45,18 +59,33 @@ export class RunControl {
     return this.stopDetail;
   }
 
+  /** Aborted when the run stops: cancels sleeps and pauses. */
   get signal(): AbortSignal {
     return this.abort.signal;
   }
 
-  /** Stops the run when its time budget is spent; true when it may go on. */
-  checkTime(): boolean {
-    if (this.deadline !== undefined && this.now() >= this.deadline) this.stop('time_budget');
+  /** Milliseconds until the deadline (Infinity without one). */
+  timeLeft(): number {
+    return this.deadline === undefined ? Number.POSITIVE_INFINITY : this.deadline - this.now();
+  }
+
+  /** `ms`, cut at the deadline. */
+  bound(ms: number): number {
+    return Math.max(0, Math.min(ms, this.timeLeft()));
+  }
+
+  /**
+   * Whether new work may start: not stopped, and at least `minMs` before the deadline (otherwise the
+   * run stops with `time_budget`).
+   */
+  mayStart(minMs = MIN_REQUEST_MS): boolean {
+    if (this.stopped) return false;
+    if (this.timeLeft() < minMs) this.stop('time_budget');
     return !this.stopped;
   }
 }
 
-/** A wait that ends early when the run stops. */
+/** A wait that ends early when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted || ms <= 0) return resolve();

@@ -29,6 +29,13 @@ export interface SyncSettings {
   readonly transientStatuses: ReadonlySet<string>;
   readonly pendingMaxAgeSeconds: number;
   readonly pendingMax: number;
+  /** Calls that failed every attempt while others were accepted, kept for later runs (PARKED_MAX). */
+  readonly parkedMax: number;
+  /** Runs (in which the API accepted other calls) a parked call may fail before it is dead-lettered. */
+  readonly retryMaxRuns: number;
+  /** Fresh calls failing in a row that mean the API is down: the run stops. */
+  readonly failureStop: number;
+  readonly deadLetterDays: number;
   readonly leaseSeconds: number;
   readonly checkpointIntervalMs: number;
   /** Where a sync without a checkpoint starts; undefined means one hour before the first run. */
@@ -51,6 +58,13 @@ export interface DbSettings {
   readonly charset: string;
 }
 
+/** How the sync talks to the database, whoever supplies the credentials. */
+export interface ConnectionSettings {
+  readonly queryTimeoutMs: number;
+  /** Session time zone (VICIDIAL_DB_TIME_ZONE): the zone VICIdial writes call_date in. */
+  readonly timeZone: string | undefined;
+}
+
 export interface CheckpointSettings {
   readonly table: string;
   readonly region: string;
@@ -70,6 +84,10 @@ export const SETTING_DEFAULTS = {
   TRANSIENT_STATUSES: 'INCALL',
   PENDING_MAX_AGE_SECONDS: '7200',
   PENDING_MAX: '1000',
+  PARKED_MAX: '200',
+  RETRY_MAX_RUNS: '3',
+  DEAD_LETTER_DAYS: '30',
+  DB_QUERY_TIMEOUT_MS: '15000',
   LEASE_SECONDS: '150',
   CHECKPOINT_INTERVAL_MS: '2000',
   API_TIMEOUT_MS: '10000',
@@ -135,11 +153,34 @@ export function listSetting(env: Env, name: string, pattern: RegExp, what: strin
 /** Epoch seconds or an ISO-8601 instant (with a zone: a bare local time would depend on the host). */
 export function parseInstant(value: string): number | undefined {
   const trimmed = value.trim();
-  if (/^\d{9,11}$/.test(trimmed)) return Number(trimmed);
+  if (/^\d{1,14}$/.test(trimmed)) return Number(trimmed);
   if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(trimmed))
     return undefined;
   const ms = Date.parse(trimmed);
   return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
+}
+
+/** 2000-01-01T00:00:00Z: VICIdial has no calls before it; an earlier instant is a typo. */
+export const EARLIEST_INSTANT = 946_684_800;
+/** Epoch seconds stay below this until the year 5138; anything larger is milliseconds. */
+export const MILLISECONDS_THRESHOLD = 1e11;
+
+/**
+ * Why an instant the cursor would move to must be refused, or undefined when it is plausible: before
+ * 2000, milliseconds, or after `nowEpoch` (a cursor in the future makes every run "complete" with no
+ * calls, silently). `clock` names the clock `nowEpoch` came from, for the message.
+ */
+export function instantProblem(
+  epoch: number,
+  nowEpoch?: number,
+  clock = "the database's clock",
+): string | undefined {
+  if (epoch > MILLISECONDS_THRESHOLD) return `${epoch} looks like milliseconds; give epoch seconds`;
+  if (epoch < EARLIEST_INSTANT) return `${new Date(epoch * 1000).toISOString()} is before 2000-01-01`;
+  if (nowEpoch !== undefined && epoch > nowEpoch) {
+    return `${new Date(epoch * 1000).toISOString()} is after ${clock} (${new Date(nowEpoch * 1000).toISOString()}): no call would ever be read`;
+  }
+  return undefined;
 }
 
 export function instantSetting(env: Env, name: string): number | undefined {
@@ -152,7 +193,32 @@ export function instantSetting(env: Env, name: string): number | undefined {
       `must be epoch seconds or ISO-8601 with a zone (2026-01-31T08:00:00Z), got "${value}"`,
     );
   }
+  const problem = instantProblem(epoch);
+  if (problem) throw new SettingError(name, problem);
   return epoch;
+}
+
+/** A time zone as MySQL's `SET time_zone` takes it: an offset or a named zone. */
+const TIME_ZONE = /^([+-](0\d|1[0-4]):[0-5]\d|SYSTEM|[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2})$/;
+
+export function parseConnectionSettings(env: Env): ConnectionSettings {
+  const timeZone = raw(env, 'VICIDIAL_DB_TIME_ZONE');
+  if (timeZone !== undefined && !TIME_ZONE.test(timeZone)) {
+    throw new SettingError(
+      'VICIDIAL_DB_TIME_ZONE',
+      `must be an offset like +08:00 or a zone name like America/New_York, got "${timeZone}"`,
+    );
+  }
+  return {
+    queryTimeoutMs: intSetting(
+      env,
+      'DB_QUERY_TIMEOUT_MS',
+      SETTING_DEFAULTS.DB_QUERY_TIMEOUT_MS,
+      1000,
+      300_000,
+    ),
+    timeZone,
+  };
 }
 
 export function parseSyncSettings(env: Env): SyncSettings {
@@ -178,10 +244,11 @@ export function parseSyncSettings(env: Env): SyncSettings {
       'must be shorter than LEASE_SECONDS, or the lease lapses between writes',
     );
   }
+  const concurrency = intSetting(env, 'CONCURRENCY', d.CONCURRENCY, 1, 64);
   return {
     syncId,
     batchSize: intSetting(env, 'BATCH_SIZE', d.BATCH_SIZE, 1, 5000),
-    concurrency: intSetting(env, 'CONCURRENCY', d.CONCURRENCY, 1, 64),
+    concurrency,
     lookbackSeconds: intSetting(env, 'LOOKBACK_SECONDS', d.LOOKBACK_SECONDS, 60, 7 * 86400),
     settleSeconds: intSetting(env, 'SETTLE_SECONDS', d.SETTLE_SECONDS, 0, 3600),
     sliceSeconds: intSetting(env, 'SLICE_SECONDS', d.SLICE_SECONDS, 1, 86400),
@@ -195,6 +262,10 @@ export function parseSyncSettings(env: Env): SyncSettings {
     ),
     pendingMaxAgeSeconds: intSetting(env, 'PENDING_MAX_AGE_SECONDS', d.PENDING_MAX_AGE_SECONDS, 0, 7 * 86400),
     pendingMax: intSetting(env, 'PENDING_MAX', d.PENDING_MAX, 0, 2000),
+    parkedMax: intSetting(env, 'PARKED_MAX', d.PARKED_MAX, 0, 1000),
+    retryMaxRuns: intSetting(env, 'RETRY_MAX_RUNS', d.RETRY_MAX_RUNS, 1, 100),
+    failureStop: intSetting(env, 'FAILURE_STOP', String(2 * concurrency), 1, 1000),
+    deadLetterDays: intSetting(env, 'DEAD_LETTER_DAYS', d.DEAD_LETTER_DAYS, 1, 3650),
     leaseSeconds,
     checkpointIntervalMs,
     startFrom: instantSetting(env, 'START_FROM'),

@@ -1,4 +1,4 @@
-import type { SqlClient } from './vicidial-log';
+import type { QueryOptions, SqlClient } from './vicidial-log';
 
 /**
  * Does the database session read `call_date` in the zone VICIdial wrote it in?
@@ -191,8 +191,8 @@ const SESSION_SQL =
   'SELECT @@session.time_zone AS timeZone, @@system_time_zone AS systemTimeZone, ' +
   "TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', NOW()) - UNIX_TIMESTAMP() AS offsetSeconds";
 
-export async function readSessionZone(db: SqlClient): Promise<SessionZone> {
-  const [row] = await db.query<SessionRow>(SESSION_SQL, []);
+export async function readSessionZone(db: SqlClient, options: QueryOptions = {}): Promise<SessionZone> {
+  const [row] = await db.query<SessionRow>(SESSION_SQL, [], options);
   if (!row) throw new Error('database returned no time zone');
   return {
     timeZone: String(row.timeZone),
@@ -204,13 +204,15 @@ export async function readSessionZone(db: SqlClient): Promise<SessionZone> {
 /** Measures the session zone against call_date over the ~100 most recent calls of the last week. */
 export async function measureTimeZone(
   db: SqlClient,
-  options: { sampleRows?: number; recentSeconds?: number } = {},
+  options: { sampleRows?: number; recentSeconds?: number; timeoutMs?: number } = {},
 ): Promise<TimeZoneReport> {
-  const session = await readSessionZone(db);
-  const rows = await db.query<SampleRow>(SAMPLE_SQL, [
-    options.recentSeconds ?? TIME_ZONE_RECENT_SECONDS,
-    options.sampleRows ?? TIME_ZONE_SAMPLE_ROWS,
-  ]);
+  const query = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+  const session = await readSessionZone(db, query);
+  const rows = await db.query<SampleRow>(
+    SAMPLE_SQL,
+    [options.recentSeconds ?? TIME_ZONE_RECENT_SECONDS, options.sampleRows ?? TIME_ZONE_SAMPLE_ROWS],
+    query,
+  );
   const samples: TimeZoneSample[] = rows
     .filter((r) => r.difference !== null)
     .map((r) => ({

@@ -4,7 +4,7 @@ import type { CheckpointStore } from './checkpoint-store';
 import { type DbCredentialSource, VicidialDbConnection } from './db-connection';
 import type { SyncDeps } from './engine';
 import type { SyncLog } from './log';
-import type { ApiSettings, CheckpointSettings, SyncSettings } from './settings';
+import type { ApiSettings, CheckpointSettings, ConnectionSettings, SyncSettings } from './settings';
 import { USER_AGENT } from './version';
 import { VicidialLog } from './vicidial-log';
 
@@ -15,8 +15,14 @@ export type SyncParts = {
   readonly keys: ApiKeyProvider;
   readonly checkpoints: CheckpointStore;
   readonly log: SyncLog;
+  /** A pooled API client kept across warm Lambda invocations; otherwise one is made and closed with the sync. */
+  readonly apiClient?: DidOptimizerClient;
 } & (
-  | { readonly db: DbCredentialSource; readonly connection?: undefined }
+  | {
+      readonly db: DbCredentialSource;
+      readonly dbConnection: ConnectionSettings;
+      readonly connection?: undefined;
+    }
   /** A connection kept across warm Lambda invocations, closed by its owner. */
   | { readonly connection: VicidialDbConnection; readonly db?: undefined }
 );
@@ -27,28 +33,54 @@ export interface Sync extends SyncDeps {
 }
 
 export function createSync(parts: SyncParts): Sync {
-  const connection = parts.connection ?? new VicidialDbConnection(parts.db);
+  const connection =
+    parts.connection ??
+    new VicidialDbConnection(parts.db, {
+      queryTimeoutMs: parts.dbConnection.queryTimeoutMs,
+      timeZone: parts.dbConnection.timeZone,
+    });
   const s = parts.settings;
+  const api = parts.apiClient ?? createApiClient(parts.api, s);
   return {
     settings: s,
-    calls: new VicidialLog(connection, {
-      minDurationSeconds: s.minDurationSeconds,
-      campaigns: s.campaigns,
-      excludeCampaigns: s.excludeCampaigns,
-    }),
+    calls: new VicidialLog(
+      connection,
+      {
+        minDurationSeconds: s.minDurationSeconds,
+        campaigns: s.campaigns,
+        excludeCampaigns: s.excludeCampaigns,
+      },
+      s.lookbackSeconds,
+    ),
     checkpoints: parts.checkpoints,
-    api: new DidOptimizerClient({ baseUrl: parts.api.url, timeoutMs: s.apiTimeoutMs, userAgent: USER_AGENT }),
+    api,
     keys: parts.keys,
     log: parts.log,
     connection,
-    // A shared connection outlives this sync; its owner closes it.
-    close: () => (parts.connection ? Promise.resolve() : connection.close()),
+    // A shared connection or client outlives this sync; its owner closes it.
+    close: async () => {
+      if (!parts.apiClient) api.close();
+      if (!parts.connection) await connection.close();
+    },
   };
+}
+
+export function createApiClient(
+  api: ApiSettings,
+  settings: Pick<SyncSettings, 'concurrency'>,
+): DidOptimizerClient {
+  return new DidOptimizerClient({
+    baseUrl: api.url,
+    userAgent: USER_AGENT,
+    maxSockets: settings.concurrency,
+  });
 }
 
 export function createDynamoClient(settings: CheckpointSettings): DynamoDBClient {
   return new DynamoDBClient({
     region: settings.region,
+    // The SDK's own default waits without limit on a request; every run must end by its deadline.
+    requestHandler: { requestTimeout: 5_000, connectionTimeout: 3_000 },
     ...(settings.endpoint
       ? {
           endpoint: settings.endpoint,

@@ -189,19 +189,19 @@ describe('dead letters', () => {
     const end = (await h.dbNow()) - 120;
     const calls = Array.from({ length: 60 }, (_, i) => makeCall({ end_epoch: end - (i % 7) }, 7000 + i));
     await insertCalls(h.db, calls);
-    // A misconfigured API refuses everything: the run dead-letters every call and moves on.
-    h.api.failWhen(() => true, { status: 404 });
+    // The API refuses every payload (a schema change on its side): every call is a dead letter.
+    h.api.failWhen(() => true, { status: 422 });
     const { summary } = await h.run(env);
     expect(summary).toMatchObject({ outcome: 'completed', delivered: 0, deadLettered: 60 });
     h.api.reset();
 
     const sync = h.createSync({ ...env, CONCURRENCY: '8' });
-    const late = await replayDeadLetters(sync, { deadline: Date.now() - 1 });
+    const late = await replayDeadLetters(sync, { owner: 'replay-late', deadline: Date.now() - 1 });
     expect(late).toMatchObject({ total: 60, delivered: 0, notAttempted: 60, stoppedBy: 'time_budget' });
     expect(h.api.requestCount).toBe(0);
 
     h.api.setLatency(10); // long enough for posts to overlap
-    const replay = await replayDeadLetters(sync);
+    const replay = await replayDeadLetters(sync, { owner: 'replay-now' });
     expect(replay).toMatchObject({ total: 60, delivered: 60, stillRejected: 0, notAttempted: 0 });
     expect(replay.stoppedBy).toBeUndefined();
     expect(h.api.stored.size).toBe(60);
@@ -215,7 +215,7 @@ describe('dead letters', () => {
 });
 
 describe('API trouble', () => {
-  it('retries 500s, timeouts and 429 with Retry-After, then delivers', async () => {
+  it('retries 500s, timeouts and dropped connections, waits out a 429 without counting it, then delivers', async () => {
     const env = await freshSync('flaky');
     const end = (await h.dbNow()) - 120;
     await insertCalls(
@@ -231,11 +231,16 @@ describe('API trouble', () => {
     );
     const { summary, log } = await h.run({ ...env, API_TIMEOUT_MS: '300', CONCURRENCY: '2' });
     expect(summary).toMatchObject({ outcome: 'completed', delivered: 10, deadLettered: 0 });
-    expect(summary.retried).toBe(5);
+    expect(summary.retried).toBe(4);
+    expect(summary.rateLimited).toBe(1);
     expect(h.api.stored.size).toBe(10);
-    expect(log.events('call_retry').map((e) => e.httpStatus)).toEqual(
-      expect.arrayContaining([500, 503, 429, null]),
-    );
+    expect(
+      log
+        .events('call_retry')
+        .map((e) => e.httpStatus)
+        .sort(),
+    ).toEqual([500, 503, null, null]);
+    expect(log.events('rate_limited')).toHaveLength(1);
   });
 
   it('stops early when the API stays down, keeps what was delivered, and catches up after recovery', async () => {

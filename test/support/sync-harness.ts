@@ -5,7 +5,13 @@ import { CheckpointStore } from '../../functions/sync/checkpoint-store';
 import { type DbCredentialSource, staticCredentials } from '../../functions/sync/db-connection';
 import { type RunOptions, type RunSummary, runSync } from '../../functions/sync/engine';
 import { MemorySyncLog } from '../../functions/sync/log';
-import { type Env, parseSyncSettings, type SyncSettings } from '../../functions/sync/settings';
+import type { RetryPolicy } from '../../functions/sync/retry-policy';
+import {
+  type Env,
+  parseConnectionSettings,
+  parseSyncSettings,
+  type SyncSettings,
+} from '../../functions/sync/settings';
 import { createDynamoClient, createSync, type Sync } from '../../functions/sync/wiring';
 import { type FakeDidApi, startFakeDidApi } from './fake-did-api';
 import { type LocalDynamoDb, startLocalDynamoDb } from './local-dynamodb';
@@ -30,13 +36,20 @@ export interface Harness {
   createSync(env?: Env, options?: { keys?: ApiKeyProvider; apiUrl?: string; db?: DbCredentialSource }): Sync;
   run(
     env?: Env,
-    options?: Partial<RunOptions> & { keys?: ApiKeyProvider; log?: MemorySyncLog },
+    options?: Partial<RunOptions> & {
+      keys?: ApiKeyProvider;
+      log?: MemorySyncLog;
+      /** The production backoff (250 ms base, 8 s cap) instead of the quick one most tests use. */
+      retryPolicy?: RetryPolicy;
+    },
   ): Promise<{ summary: RunSummary; log: MemorySyncLog }>;
   dbNow(): Promise<number>;
   close(): Promise<void>;
 }
 
 export const TEST_KEY = 'test-key';
+/** Backoff short enough for tests that are not about waiting; fault tests pass DEFAULT_RETRY_POLICY. */
+export const QUICK_RETRIES: RetryPolicy = { maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 20 };
 
 export async function startHarness(serverUrl: string, name = 'h'): Promise<Harness> {
   const dbName = `asterisk_${name}_${randomBytes(4).toString('hex')}`;
@@ -78,6 +91,7 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
         settings: harness.settings(env),
         api: { url: options.apiUrl ?? api.url, allowInsecure: false },
         db: options.db ?? staticCredentials(dbSettings),
+        dbConnection: parseConnectionSettings(env),
         keys: options.keys ?? staticApiKey(TEST_KEY),
         checkpoints: store,
         log: new MemorySyncLog(),
@@ -92,7 +106,7 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
         {
           ...sync,
           log,
-          retryPolicy: { maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 1000 },
+          retryPolicy: options.retryPolicy ?? QUICK_RETRIES,
         },
         { owner: options.owner ?? `test-${randomBytes(3).toString('hex')}`, ...options },
       );

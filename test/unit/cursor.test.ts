@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  compareCursor,
-  cursorAfter,
-  cursorAt,
-  lagSeconds,
-  planSlice,
-  ResolvedPrefix,
-} from '../../functions/sync/cursor';
+import { compareCursor, cursorAfter, cursorAt, lagSeconds, planSlice } from '../../functions/sync/cursor';
 
 describe('planSlice', () => {
   it('reads one slice at a time while behind', () => {
@@ -47,26 +40,7 @@ describe('cursor order', () => {
   it('reports lag from the last fully done second', () => {
     expect(lagSeconds(cursorAt(101), 110)).toBe(10);
     expect(lagSeconds({ endEpoch: 100, uniqueid: 'x' }, 110)).toBe(10);
-    expect(lagSeconds(cursorAt(200), 110)).toBe(0);
-  });
-});
-
-describe('ResolvedPrefix', () => {
-  it('moves only over the contiguous resolved start of the batch', () => {
-    const p = new ResolvedPrefix(5);
-    p.resolve(1);
-    p.resolve(2);
-    expect(p.length).toBe(0);
-    p.resolve(0);
-    expect(p.length).toBe(3);
-    p.resolve(4);
-    expect(p.length).toBe(3);
-    p.resolve(3);
-    expect(p.length).toBe(5);
-    expect(p.complete).toBe(true);
-  });
-
-  it('is complete at once for an empty batch', () => {
-    expect(new ResolvedPrefix(0).complete).toBe(true);
+    // A cursor ahead of the clock shows as negative lag, never as "caught up".
+    expect(lagSeconds(cursorAt(200), 110)).toBe(-89);
   });
 });

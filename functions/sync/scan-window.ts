@@ -1,0 +1,187 @@
+import { type Cursor, cursorAfter, cursorOf } from './cursor';
+import type { CallRow } from './payload';
+import type { RunControl } from './run-control';
+
+/**
+ * The rows a run has read but not yet checkpointed, in (end_epoch, uniqueid) order, shared by the
+ * reader and the workers. The reader appends batches while workers post, so no worker waits at a batch
+ * boundary; the checkpoint may only move over the contiguous resolved prefix, so a crash never skips an
+ * unresolved call. Calls resolved beyond that prefix are bounded (`maxResolvedAhead`, a batch): they are
+ * what the checkpoint records as delivered ahead, and what a crash between two writes may repeat.
+ */
+export interface Slot {
+  /** null for the end of a finished time slice: a position the cursor may move to without a call. */
+  readonly row: CallRow | null;
+  readonly cursor: Cursor;
+  done: boolean;
+}
+
+export interface WindowLimits {
+  /** Resolved calls beyond the prefix at most; workers wait for the prefix past that. */
+  readonly maxResolvedAhead: number;
+  /** The reader reads again when fewer calls than this wait to be sent. */
+  readonly readAheadBelow: number;
+  /** Unresolved-or-ahead slots at most: the memory a run holds, whatever the backlog. */
+  readonly maxWindow: number;
+}
+
+export class ScanWindow {
+  private slots: Slot[] = [];
+  private head = 0;
+  private queue: Slot[] = [];
+  private queueHead = 0;
+  private resolvedAhead = 0;
+  private aheadChanged = false;
+  private inputDone = false;
+  private prefix: Cursor;
+  private position: Cursor;
+  private waiters: (() => void)[] = [];
+  /** Called when workers would wait on the prefix with nothing in flight that could move it. */
+  onStall: (() => void) | undefined;
+  private inFlight = 0;
+  caughtUp = false;
+  limitReached = false;
+
+  constructor(
+    start: Cursor,
+    private readonly limits: WindowLimits,
+  ) {
+    this.prefix = start;
+    this.position = start;
+  }
+
+  /** Where the next read starts: after the last row read, or after the last finished slice. */
+  get readPosition(): Cursor {
+    return this.position;
+  }
+
+  add(row: CallRow, state: 'done' | 'send'): void {
+    const slot: Slot = { row, cursor: cursorOf(row), done: state === 'done' };
+    this.slots.push(slot);
+    if (slot.done) {
+      this.resolvedAhead++;
+      this.settle();
+    } else {
+      this.queue.push(slot);
+    }
+  }
+
+  /** After a read: `exhaustedThrough` is the slice end when the read returned less than a batch. */
+  readThrough(rows: readonly CallRow[], exhaustedThrough: number | undefined): void {
+    const last = rows.at(-1);
+    if (exhaustedThrough !== undefined) {
+      this.position = cursorAfter(exhaustedThrough);
+      this.slots.push({ row: null, cursor: this.position, done: true });
+      this.resolvedAhead++;
+      this.settle();
+    } else if (last) {
+      this.position = cursorOf(last);
+    }
+    this.wake();
+  }
+
+  /** No more rows will come (caught up, a limit, or the run stopped). */
+  endOfInput(): void {
+    this.inputDone = true;
+    this.wake();
+  }
+
+  resolve(slot: Slot): void {
+    if (slot.done) return;
+    slot.done = true;
+    this.resolvedAhead++;
+    this.aheadChanged = true;
+    this.settle();
+    this.wake();
+  }
+
+  /** The next call to send; undefined when there is none left or the run stopped. */
+  async next(control: RunControl): Promise<Slot | undefined> {
+    for (;;) {
+      if (control.stopped) return undefined;
+      if (this.resolvedAhead < this.limits.maxResolvedAhead && this.queueHead < this.queue.length) {
+        const slot = this.queue[this.queueHead++] as Slot;
+        if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.queueHead);
+          this.queueHead = 0;
+        }
+        this.inFlight++;
+        // The reader waits for the queue to run low.
+        if (this.queue.length - this.queueHead < this.limits.readAheadBelow) this.wake();
+        return slot;
+      }
+      if (this.inputDone && this.queueHead >= this.queue.length) return undefined;
+      if (this.resolvedAhead >= this.limits.maxResolvedAhead && this.inFlight === 0) this.onStall?.();
+      await this.wait(control);
+    }
+  }
+
+  /** A worker is done with the slot it took (resolved or not). */
+  release(): void {
+    this.inFlight--;
+    this.wake();
+  }
+
+  /** Resolves when the reader should read again. */
+  async wantMore(control: RunControl): Promise<void> {
+    while (
+      !control.stopped &&
+      (this.queue.length - this.queueHead >= this.limits.readAheadBelow ||
+        this.slots.length - this.head >= this.limits.maxWindow)
+    ) {
+      await this.wait(control);
+    }
+  }
+
+  /** The position the checkpoint may move to: the last slot of the resolved prefix. */
+  prefixCursor(): Cursor {
+    return this.prefix;
+  }
+
+  /** Rows resolved beyond the prefix: delivered (or held) already, to be skipped after a stop. */
+  resolvedBeyondPrefix(): CallRow[] {
+    const out: CallRow[] = [];
+    for (let i = this.head; i < this.slots.length; i++) {
+      const slot = this.slots[i] as Slot;
+      if (slot.done && slot.row) out.push(slot.row);
+    }
+    return out;
+  }
+
+  /** Whether a call was resolved beyond the prefix since the last call of this. */
+  takeAheadChanged(): boolean {
+    const changed = this.aheadChanged;
+    this.aheadChanged = false;
+    return changed;
+  }
+
+  /** Moves the prefix over resolved slots and drops them: memory stays bounded by the window. */
+  private settle(): void {
+    while (this.head < this.slots.length && (this.slots[this.head] as Slot).done) {
+      this.prefix = (this.slots[this.head] as Slot).cursor;
+      this.head++;
+      this.resolvedAhead--;
+    }
+    if (this.head > 1024 && this.head * 2 > this.slots.length) {
+      this.slots = this.slots.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private wait(control: RunControl): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        control.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      control.signal.addEventListener('abort', done, { once: true });
+      this.waiters.push(done);
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
