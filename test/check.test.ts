@@ -181,6 +181,14 @@ describe('did-sync check', () => {
     expect(report.checks.timeZone.status).toBe('fail');
     expect(report.checks.timeZone.details).toMatchObject({ status: 'mismatch', differenceSeconds: 28800 });
     expect(report.checks.timeZone.message).toMatch(/set VICIDIAL_DB_TIME_ZONE=[+-]\d\d:\d\d/);
+
+    // Following the advice: the connection sets the suggested zone on its sessions, and the check passes.
+    const suggested = (report.checks.timeZone.details as { suggestedTimeZone: string }).suggestedTimeZone;
+    const fixed = new VicidialDbConnection(staticCredentials(ro), { timeZone: suggested });
+    cleanups.push(() => fixed.close().catch(() => undefined));
+    const after = await runChecks(deps({ db: fixed }));
+    expect(after.checks.timeZone).toMatchObject({ status: 'pass' });
+    expect(after.checks.timeZone.details).toMatchObject({ sessionTimeZone: suggested, differenceSeconds: 0 });
   });
 
   it('fails the grant check for users that can write, directly or through a role', async () => {
