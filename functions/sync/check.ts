@@ -71,12 +71,19 @@ export interface CheckDeps {
 }
 
 export interface CheckOptions {
-  /** Longest any one check may take, default 8 s. */
+  /** Longest any one check may take, default 7.5 s (and 2 s more for the database to kill a query). */
   readonly timeoutMs?: number;
   readonly now?: () => number;
 }
 
-export const CHECK_TIMEOUT_MS = 8_000;
+/**
+ * Not a whole second on purpose: the connection also sets the server's max_statement_time, rounded up to
+ * whole seconds; with the client's limit first, the connection can still look at the server thread and
+ * report what it waited for (a table lock) instead of losing that race to the server's interruption.
+ */
+export const CHECK_TIMEOUT_MS = 7_500;
+/** Time for the connection to look at and KILL a query that timed out, before the check gives up itself. */
+const DB_BACKSTOP_MS = 2_000;
 /** The probe item's TTL: gone even if the delete never happened. */
 const PROBE_TTL_SECONDS = 3600;
 
@@ -125,9 +132,24 @@ const CONNECT_ERRORS = new Set([
   'ECONNRESET',
 ]);
 
+/** A query stopped by a time limit: the connection's own, or the server's max_statement_time (MariaDB 1969, MySQL 3024). */
+function isQueryTimeout(error: unknown): boolean {
+  const e = error as { code?: unknown; errno?: unknown };
+  return e?.code === 'DB_QUERY_TIMEOUT' || e?.errno === 1969 || e?.errno === 3024;
+}
+
 function databaseFailure(error: unknown): string {
   if (error instanceof CheckTimeoutError) return `the database gave ${error.message}`;
   const { errorName, errorCode, error: message } = describeError(error);
+  // The connection names what the server was doing (a table lock) and killed the query.
+  if (isQueryTimeout(error)) {
+    // The server's own limit says nothing of why; a lock is the usual reason on MyISAM.
+    const why =
+      errorCode === 'DB_QUERY_TIMEOUT'
+        ? ''
+        : ' (a table lock? the nightly archive and OPTIMIZE TABLE hold one)';
+    return `no answer in time: ${message}${why}`;
+  }
   if (errorName === 'DatabaseAccessError' || errorCode === 'ER_ACCESS_DENIED_ERROR')
     return `login refused: ${message}`;
   if (errorCode && CONNECT_ERRORS.has(errorCode)) return `cannot reach the database: ${message}`;
@@ -153,8 +175,13 @@ class DatabaseChecks {
     this.query = { timeoutMs };
   }
 
+  /**
+   * Each query carries the check's timeout, and the connection kills a query that overruns it and says
+   * what the server was doing (a table lock); this bound, a little later, covers what the connection
+   * does not (a server that never completes the handshake).
+   */
   private run<T>(query: () => Promise<T>): Promise<T> {
-    return bounded(this.timeoutMs, () => query());
+    return bounded(this.timeoutMs + DB_BACKSTOP_MS, () => query());
   }
 
   async all(): Promise<
@@ -220,7 +247,8 @@ class DatabaseChecks {
     try {
       return { result: await this.run(check), timedOut: false };
     } catch (error) {
-      return { result: fail(databaseFailure(error)), timedOut: error instanceof CheckTimeoutError };
+      const timedOut = error instanceof CheckTimeoutError || isQueryTimeout(error);
+      return { result: fail(databaseFailure(error)), timedOut };
     }
   }
 
@@ -248,6 +276,7 @@ class DatabaseChecks {
       return pass(`readable: the ${CALL_COLUMNS.length} columns the sync reads`);
     } catch (error) {
       const { errorCode, error: message } = describeError(error);
+      if (isQueryTimeout(error)) throw error;
       if (errorCode === 'ER_NO_SUCH_TABLE') return fail(`table missing: ${message}`);
       if (errorCode === 'ER_TABLEACCESS_DENIED_ERROR' || errorCode === 'ER_COLUMNACCESS_DENIED_ERROR')
         return fail(`not readable: ${message}`);
@@ -280,6 +309,7 @@ class DatabaseChecks {
     try {
       plan = await db.query<PlanRow>(`EXPLAIN ${sql}`, values, this.query);
     } catch (error) {
+      if (isQueryTimeout(error)) throw error;
       return fail(`the batch query cannot run: ${describeError(error).error}`);
     }
     const read = plan.find((p) => p.table === 'vicidial_log');
