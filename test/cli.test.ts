@@ -238,6 +238,52 @@ describe('did-sync run', () => {
     }
   });
 
+  it.each([
+    ['2099-01-01T00:00:00Z', /reset refused: to: 2099-01-01T00:00:00.000Z is after the database's clock/],
+    ['1990-01-01T00:00:00Z', /reset refused: to: 1990-01-01T00:00:00.000Z is before 2000-01-01/],
+    ['1700000000000', /reset refused: to: 1700000000000 looks like milliseconds/],
+  ])('refuses reset --to %s with one line and exit 2, writing nothing', async (to, message) => {
+    const env = { ...baseEnv, SYNC_ID: 'cli-bad-reset' };
+    const { code, stderr } = await cli(['reset', '--to', to], env);
+    expect(code).toBe(2);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(message);
+    expect(await h.store.read('cli-bad-reset')).toBeUndefined();
+  });
+
+  it('refuses a reset it cannot check against the database unless told to use the host clock', async () => {
+    const env = { ...baseEnv, SYNC_ID: 'cli-nodb', VICIDIAL_DB_PORT: '1' };
+    const refused = await cli(['reset', '--to', '2026-01-01T00:00:00Z'], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /cannot check the new cursor against the database's clock.*--without-database/,
+    );
+    const hostChecked = await cli(['reset', '--to', '2026-01-01T00:00:00Z', '--without-database'], env);
+    expect(hostChecked.code).toBe(0);
+    expect(hostChecked.stdout).toContain('checked against the host clock');
+  });
+
+  it('refuses START_FROM in the future before taking the lease', async () => {
+    const env = { ...baseEnv, SYNC_ID: 'cli-future', START_FROM: '2099-01-01T00:00:00Z' };
+    const { code, stderr } = await cli(['run'], env);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(
+      /^did-sync: setting START_FROM: 2099-01-01T00:00:00.000Z is after the database's clock/,
+    );
+    expect(await h.store.read('cli-future')).toBeUndefined();
+  });
+
+  it('shows a cursor ahead of the database clock as negative lag with a warning', async () => {
+    const future = (await h.dbNow()) + 3600;
+    await h.store.reset('cli-ahead', { endEpoch: future, uniqueid: '' }, true);
+    const { code, stdout } = await cli(['status', '--json'], { ...baseEnv, SYNC_ID: 'cli-ahead' });
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout);
+    expect(report.clock).toBe('database');
+    expect(report.lagSeconds).toBeLessThan(-3500);
+    expect(report.warning).toMatch(/ahead of the database clock/);
+  });
+
   it('answers an unknown command with the usage and exit 2', async () => {
     const { code, stderr } = await cli(['frobnicate'], baseEnv);
     expect(code).toBe(2);

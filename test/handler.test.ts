@@ -286,6 +286,30 @@ describe('run metrics', () => {
   });
 });
 
+describe('the function timeout', () => {
+  it('ends a run with at least 3 s left when the API never answers', async () => {
+    await someCalls(20);
+    h.api.failWhen(() => true, { hang: true });
+    const handler = createHandler(env());
+    const remainingMs = 9_000;
+    const ctx = context(remainingMs);
+    const started = Date.now();
+    const summary = (await handler({ action: 'sync', syncId: 'main' }, ctx)) as RunSummary;
+    const left = remainingMs - (Date.now() - started);
+    expect(summary).toMatchObject({ outcome: 'partial', reason: 'time_budget', delivered: 0 });
+    expect(left).toBeGreaterThanOrEqual(3_000);
+    expect((await store.read('main'))?.lease).toBeNull();
+  }, 30_000);
+
+  it('refuses a reset into the future with an error naming the field', async () => {
+    await someCalls(1);
+    const handler = createHandler(env());
+    await expect(
+      handler({ action: 'reset', syncId: 'main', to: '2099-01-01T00:00:00Z' }, context()),
+    ).rejects.toThrow(/to: 2099-01-01T00:00:00.000Z is after the database's clock/);
+  });
+});
+
 describe('manual invocations', () => {
   it('answers sync, status, reset and dead-letters with JSON results', async () => {
     await someCalls(4);

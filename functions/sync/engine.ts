@@ -162,6 +162,8 @@ class SyncRun {
   private readonly heldRows = new Map<string, HeldRow>();
   /** Something besides the cursor changed since the last write. */
   private dirty = false;
+  /** Calls delivered or dead-lettered since the last checkpoint write: what a crash would repeat. */
+  private unwritten = 0;
   private dbNow = 0;
   /** Serializes checkpoint writes: each one is conditioned on the cursor the previous one wrote. */
   private writes: Promise<void> = Promise.resolve();
@@ -624,6 +626,8 @@ class SyncRun {
       this.afterResolved(row, source, true);
       return 'resolved';
     }
+    // The crash bound: never more than a batch of calls posted but not yet in a checkpoint write.
+    while (this.unwritten >= this.s.batchSize && !this.control.stopped) await this.flush();
     const started = this.now();
     let result: DeliveryResult;
     try {
@@ -713,6 +717,7 @@ class SyncRun {
 
   /** Book-keeping after a call is delivered or dead-lettered. */
   private afterResolved(row: CallRow, source: Source, delivered: boolean): void {
+    this.unwritten++;
     if (source === 'pending') {
       this.held.release(row.uniqueid);
       this.counters.pendingResolved++;
@@ -862,8 +867,9 @@ class SyncRun {
   // Checkpoints.
 
   /** What the next checkpoint write would store, or undefined when nothing changed. */
-  private pendingWrite(): { previous: Cursor; next: Cursor; held: HeldState } | undefined {
+  private pendingWrite(): { previous: Cursor; next: Cursor; held: HeldState; covers: number } | undefined {
     const previous = this.cursor as Cursor;
+    const covers = this.unwritten;
     const next = this.window?.prefixCursor() ?? previous;
     const aheadChanged = this.window?.takeAheadChanged() ?? false;
     if (sameCursor(previous, next) && !this.dirty && !aheadChanged) return undefined;
@@ -887,6 +893,7 @@ class SyncRun {
       previous,
       next,
       held: { pending: this.held.pendingCalls(), parked: this.held.parkedCalls(), ahead },
+      covers,
     };
   }
 
@@ -920,6 +927,7 @@ class SyncRun {
         this.lastWriteAt = this.now();
       }
       this.commit(write.next);
+      this.unwritten -= write.covers;
       this.logCheckpoint(write.next, write.held, false);
     });
     return this.writes;

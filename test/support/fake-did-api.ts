@@ -16,9 +16,11 @@ export interface ReceivedCall {
 }
 
 export type Fault =
-  | { status: number; body?: string; retryAfter?: string }
+  | { status: number; body?: string; retryAfter?: string; headers?: Record<string, string> }
   | { hang: true }
-  | { destroy: true };
+  | { destroy: true }
+  /** Stores the call, then answers only after `ms`: a client that gave up meanwhile cannot know. */
+  | { storeThenWaitMs: number };
 
 /** The public server answers `/api/health`; the original guide names `/api/v1/health`. */
 export type HealthPath = '/api/health' | '/api/v1/health';
@@ -132,12 +134,11 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
       req.socket.destroy();
       return;
     }
-    send(
-      res,
-      fault.status,
-      fault.body ?? { success: false, error: `scripted ${fault.status}` },
-      fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter },
-    );
+    if ('storeThenWaitMs' in fault) return;
+    send(res, fault.status, fault.body ?? { success: false, error: `scripted ${fault.status}` }, {
+      ...(fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter }),
+      ...(fault.headers ?? {}),
+    });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> => {
@@ -179,7 +180,8 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
       body = parsed as Record<string, unknown>;
     }
 
-    if (conditional?.predicate(body)) return applyFault(req, res, conditional.fault);
+    const fault = conditional?.predicate(body) ? conditional.fault : undefined;
+    if (fault && !('storeThenWaitMs' in fault)) return applyFault(req, res, fault);
 
     const missing = REQUIRED.filter((f) => typeof body[f] !== 'string' || body[f] === '');
     if (missing.length > 0) {
@@ -191,6 +193,7 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     if (duplicate) duplicates++;
     stored.set(uniqueid, body);
     calls.push({ uniqueid, body, headers: { ...req.headers }, rawBody, at: Date.now() });
+    if (fault && 'storeThenWaitMs' in fault) await sleep(fault.storeThenWaitMs);
     send(res, 200, duplicate ? { success: true, duplicate: true } : { success: true, id: nextId++ });
   };
 

@@ -1,0 +1,154 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { replayDeadLetters } from '../../functions/sync/operations';
+import { createDynamoClient } from '../../functions/sync/wiring';
+import { insertCalls, makeCall, setStatus } from '../support/sample-calls';
+import { type Harness, startHarness } from '../support/sync-harness';
+
+/** Runs that overlap, stall or die: the lease and the checkpoint decide what is sent again. */
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness(inject('mysqlUrl'), 'takeover');
+});
+afterAll(async () => {
+  await h?.close();
+});
+afterEach(async () => {
+  await h.db.query('TRUNCATE vicidial_log');
+  h.api.reset();
+});
+
+async function expireLease(syncId: string) {
+  const client = createDynamoClient({ table: h.table, region: 'us-east-1', endpoint: h.dynamo.endpoint });
+  await client.send(
+    new UpdateItemCommand({
+      TableName: h.table,
+      Key: { pk: { S: `sync#${syncId}` }, sk: { S: 'checkpoint' } },
+      UpdateExpression: 'SET leaseExpiresAt = :past',
+      ExpressionAttributeValues: { ':past': { N: String(Date.now() - 1) } },
+    }),
+  );
+  client.destroy();
+}
+
+function postedTwice(): string[] {
+  const seen = new Set<string>();
+  const twice: string[] = [];
+  for (const c of h.api.calls) {
+    if (seen.has(c.uniqueid)) twice.push(c.uniqueid);
+    seen.add(c.uniqueid);
+  }
+  return twice;
+}
+
+describe('a run that stalls past its lease', () => {
+  it('is fenced out by the run that takes over; only calls posted after its last checkpoint can repeat', async () => {
+    const end = (await h.dbNow()) - 900;
+    await insertCalls(
+      h.db,
+      Array.from({ length: 400 }, (_, i) => makeCall({ end_epoch: end + Math.floor(i / 2) }, i)),
+    );
+    const env = { SYNC_ID: 'stalled', START_FROM: String(end - 10) };
+    h.api.setLatency(20);
+    const first = h.run(env, { owner: 'first' });
+    while (h.api.calls.length < 100) await new Promise((r) => setTimeout(r, 10));
+    // The first run stalls (a frozen container, a long GC): its lease runs out and another run starts.
+    await expireLease('stalled');
+    const takeoverCursor = (await h.store.read('stalled'))?.cursor;
+    const ahead = new Set((await h.store.read('stalled'))?.ahead.map((a) => a.uniqueid));
+    const postedByFirstSoFar = new Set(h.api.calls.map((c) => c.uniqueid));
+    const second = h.run(env, { owner: 'second' });
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.summary).toMatchObject({ outcome: 'failed', reason: 'lease_lost' });
+    expect(b.summary.outcome).toBe('completed');
+    expect(h.api.stored.size).toBe(400);
+    // Repeats are exactly calls the first run posted past the checkpoint the second run started from,
+    // and never one recorded as delivered ahead of it.
+    const twice = postedTwice();
+    for (const uid of twice) expect(ahead.has(uid)).toBe(false);
+    const beyond = await h.db.query(
+      'SELECT uniqueid FROM vicidial_log WHERE end_epoch > ? OR (end_epoch = ? AND uniqueid > ?)',
+      [takeoverCursor?.endEpoch, takeoverCursor?.endEpoch, takeoverCursor?.uniqueid],
+    );
+    const beyondSet = new Set((beyond[0] as { uniqueid: string }[]).map((r) => r.uniqueid));
+    for (const uid of twice) expect(beyondSet.has(uid)).toBe(true);
+    expect(twice.length).toBeLessThanOrEqual(postedByFirstSoFar.size + 16);
+  });
+});
+
+describe('a crash while pending calls are resolved', () => {
+  it('re-sends at most the calls resolved since the last checkpoint write', async () => {
+    const end = (await h.dbNow()) - 600;
+    const rows = Array.from({ length: 600 }, (_, i) =>
+      makeCall({ end_epoch: end + Math.floor(i / 5), status: 'INCALL' }, i),
+    );
+    await insertCalls(h.db, rows);
+    // BATCH_SIZE 100: the bound under test is "never more than a batch since the last write".
+    const env = { SYNC_ID: 'crash-pending', START_FROM: String(end - 10), BATCH_SIZE: '100' };
+    const parked = await h.run(env);
+    expect(parked.summary).toMatchObject({ pending: 600, delivered: 0 });
+    await h.db.query("UPDATE vicidial_log SET status = 'SALE'");
+    await setStatus(h.db, rows[0]?.uniqueid as string, 'SALE');
+
+    h.api.setLatency(10);
+    const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/did-sync.js'), 'run'], {
+      env: { PATH: process.env.PATH, ...h.cliEnv(), ...env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+      stdio: 'ignore',
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (h.api.calls.length >= 300) {
+          clearInterval(timer);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 2);
+      child.on('exit', () => {
+        clearInterval(timer);
+        if (h.api.calls.length < 300) reject(new Error('the run ended before it could be killed'));
+      });
+    });
+    await new Promise((r) =>
+      child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const posted = new Set(h.api.calls.map((c) => c.uniqueid));
+    const state = await h.store.read('crash-pending');
+    // Still pending in the checkpoint but already posted: the only calls the next run may repeat.
+    const exposed = (state?.pending ?? []).filter((p) => posted.has(p.uniqueid)).length;
+    await expireLease('crash-pending');
+    const { summary } = await h.run(env);
+    expect(summary.outcome).toBe('completed');
+    expect(h.api.stored.size).toBe(600);
+    expect(postedTwice()).toHaveLength(exposed);
+    // At most a batch, plus the posts already in flight when the batch was reached.
+    expect(exposed).toBeLessThanOrEqual(100 + 16);
+  });
+});
+
+describe('replaying dead letters', () => {
+  it('is skipped with a clear message while a run holds the lease, and posts nothing', async () => {
+    const end = (await h.dbNow()) - 300;
+    await insertCalls(h.db, [makeCall({ end_epoch: end, phone_number: null }, 1)]);
+    const env = { SYNC_ID: 'replay-lease', START_FROM: String(end - 10) };
+    await h.run(env);
+    await h.db.query("UPDATE vicidial_log SET phone_number = '5550001111'");
+    const held = await h.store.acquire('replay-lease', 'a-running-sync', 60_000, {
+      endEpoch: 0,
+      uniqueid: '',
+    });
+    expect(held.acquired).toBe(true);
+    const sync = h.createSync(env);
+    const skipped = await replayDeadLetters(sync, { owner: 'replay-1' });
+    expect(skipped).toMatchObject({ replayed: false, delivered: 0, holder: { owner: 'a-running-sync' } });
+    expect(skipped.detail).toMatch(/busy \(lease held by a-running-sync/);
+    expect(h.api.requestCount).toBe(0);
+    if (held.acquired) await h.store.release(held.lease, undefined);
+    const done = await replayDeadLetters(sync, { owner: 'replay-2' });
+    expect(done).toMatchObject({ replayed: true, delivered: 1 });
+    expect((await h.store.read('replay-lease'))?.lease).toBeNull();
+  });
+});
