@@ -301,12 +301,25 @@ describe('the function timeout', () => {
     expect((await store.read('main'))?.lease).toBeNull();
   }, 30_000);
 
-  it('refuses a reset into the future with an error naming the field', async () => {
+  it('refuses a reset into the future with an answer naming the field, not a failed invocation', async () => {
     await someCalls(1);
     const handler = createHandler(env());
-    await expect(
-      handler({ action: 'reset', syncId: 'main', to: '2099-01-01T00:00:00Z' }, context()),
-    ).rejects.toThrow(/to: 2099-01-01T00:00:00.000Z is after the database's clock/);
+    const answer = await handler({ action: 'reset', syncId: 'main', to: '2099-01-01T00:00:00Z' }, context());
+    expect(answer).toEqual({
+      error: expect.stringMatching(/to: 2099-01-01T00:00:00.000Z is after the database's clock/),
+      errorType: 'ResetRefusedError',
+    });
+    expect(await store.read('main')).toBeUndefined();
+  });
+
+  it('answers a reset refused while a run holds the lease, naming the holder', async () => {
+    await store.acquire('main', 'lambda:other-request', 60_000, { endEpoch: 1_700_000_000, uniqueid: '' });
+    const handler = createHandler(env());
+    const answer = await handler({ action: 'reset', syncId: 'main', to: '2026-01-01T00:00:00Z' }, context());
+    expect(answer).toEqual({
+      error: expect.stringMatching(/lease held by lambda:other-request/),
+      errorType: 'LeaseHeldError',
+    });
   });
 });
 

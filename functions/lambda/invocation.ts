@@ -47,14 +47,18 @@ export function isScheduledEvent(event: unknown): boolean {
   return Boolean(event) && typeof event === 'object' && !('action' in (event as object));
 }
 
-/** What a manual caller gets back for an invalid event, instead of a failed invocation that pages someone. */
+/**
+ * What a manual caller gets back for a request refused as asked (an invalid event, a reset to an instant
+ * the reset refuses, a reset while a run holds the lease), instead of a failed invocation that pages
+ * someone. `errorType` is the refusing error's name, e.g. InvalidInvocationError.
+ */
 export interface InvocationRefusal {
   readonly error: string;
-  readonly errorType: 'InvalidInvocationError';
+  readonly errorType: string;
 }
 
-export function refusal(error: InvalidInvocationError): InvocationRefusal {
-  return { error: error.message, errorType: 'InvalidInvocationError' };
+export function refusal(error: Error): InvocationRefusal {
+  return { error: error.message, errorType: error.name };
 }
 
 export function parseInvocation(event: unknown): Invocation {

@@ -5,11 +5,17 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { DidOptimizerClient } from '../sync/api-client';
 import { type CheckReport, runChecks } from '../sync/check';
-import { CheckpointStore } from '../sync/checkpoint-store';
+import { CheckpointStore, LeaseHeldError } from '../sync/checkpoint-store';
 import { VicidialDbConnection } from '../sync/db-connection';
 import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/engine';
 import { PowertoolsSyncLog } from '../sync/log';
-import { listDeadLetters, readStatus, replayDeadLetters, resetCheckpoint } from '../sync/operations';
+import {
+  listDeadLetters,
+  ResetRefusedError,
+  readStatus,
+  replayDeadLetters,
+  resetCheckpoint,
+} from '../sync/operations';
 import {
   type Env,
   parseConnectionSettings,
@@ -30,6 +36,15 @@ import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda
 import { recordRunMetrics } from './run-metrics';
 import { SecretCache } from './secret-cache';
 import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
+
+/** Errors that refuse what a manual caller asked for, as opposed to failures of a part. */
+function isRefusal(error: unknown): error is Error {
+  return (
+    error instanceof InvalidInvocationError ||
+    error instanceof ResetRefusedError ||
+    error instanceof LeaseHeldError
+  );
+}
 
 /** A scheduled run that failed: thrown so the function's Errors metric (and its alarm) shows it. */
 export class SyncFailedError extends Error {
@@ -103,10 +118,11 @@ export class SyncRuntime {
     try {
       return await this.dispatch(event, context);
     } catch (error) {
-      // A person's typo must not count in the function's Errors metric and page the on-call; a bad
-      // scheduled event is a deployment bug and does.
-      if (!(error instanceof InvalidInvocationError) || isScheduledEvent(event)) throw error;
-      this.log.log('warn', 'invalid_invocation', { error: error.message });
+      // A person's typo, or a request the operation refuses as asked, must not count in the function's
+      // Errors metric and page the on-call: the person sees the answer. A bad scheduled event is a
+      // deployment bug and does count.
+      if (!isRefusal(error) || isScheduledEvent(event)) throw error;
+      this.log.log('warn', 'invalid_invocation', { errorType: error.name, error: error.message });
       return refusal(error);
     }
   }
