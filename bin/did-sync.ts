@@ -5,8 +5,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, parseEnv } from 'node:util';
 import { staticApiKey } from '../functions/sync/api-client';
+import { formatCheckReport, runChecks } from '../functions/sync/check';
 import { CheckpointStore, LeaseHeldError } from '../functions/sync/checkpoint-store';
-import { staticCredentials } from '../functions/sync/db-connection';
+import { staticCredentials, VicidialDbConnection } from '../functions/sync/db-connection';
 import { parseDbSettings } from '../functions/sync/db-settings';
 import { FINAL_WRITE_MS, type RunSummary, runSync } from '../functions/sync/engine';
 import { PowertoolsSyncLog } from '../functions/sync/log';
@@ -28,12 +29,14 @@ import {
   requiredSetting,
   SettingError,
 } from '../functions/sync/settings';
+import { USER_AGENT } from '../functions/sync/version';
 import type { VicidialLog } from '../functions/sync/vicidial-log';
 import { createDynamoClient, createSync } from '../functions/sync/wiring';
 
 /**
  * `did-sync`: the same engine as the Lambda, run by hand or from cron on a VICIdial box.
  * Exit codes: 0 done (or skipped: another run holds the lease), 1 the run failed, 2 bad settings or usage.
+ * `check`: 0 when no check failed (warnings allowed), 1 when one did.
  */
 
 const USAGE = `usage: did-sync <command> [options]
@@ -45,6 +48,8 @@ commands:
                                                         move the checkpoint (refused while a run holds the lease,
                                                         or for an instant after the database's clock)
   dead-letters [--replay] [--json]                      list rejected calls, or post them again (takes the lease)
+  check [--json]                                        try the database, its grant and time zone, the API key
+                                                        and the checkpoint table; posts no call
 
 Settings come from the environment and ./.env (see README.md).`;
 
@@ -124,8 +129,45 @@ async function main(argv: string[]): Promise<number> {
     return { calls: sync.calls, close: () => sync.close() };
   };
   try {
-    if (checkpointSettings.endpoint) await store.ensureTable();
+    // check tests the table as it is: creating it here would hide a missing one.
+    if (checkpointSettings.endpoint && command !== 'check') await store.ensureTable();
     switch (command) {
+      case 'check': {
+        const api = parseApiSettings(env);
+        const key = requiredSetting(env, 'API_KEY', 'is required (the DID Optimizer API key)');
+        // A short connect timeout: a database that does not answer must not hold the command.
+        // The session zone and query timeout the sync itself runs with, so the check judges its reads.
+        const connection = new VicidialDbConnection(staticCredentials(parseDbSettings(env)), {
+          ...parseConnectionSettings(env),
+          connectTimeoutMs: 5_000,
+          poolSize: 1,
+        });
+        try {
+          const report = await runChecks({
+            settings,
+            db: connection,
+            api: async () => ({ url: api.url, key }),
+            userAgent: USER_AGENT,
+            dynamo,
+            table: checkpointSettings.table,
+          });
+          process.stdout.write(
+            values.json ? `${JSON.stringify(report, null, 2)}\n` : formatCheckReport(report),
+          );
+          return report.ok ? 0 : 1;
+        } finally {
+          // A query still waiting on a locked table would hold close() (and the process) open: give up
+          // on it after a moment and let the process end.
+          const closed = await Promise.race([
+            connection.close().then(
+              () => true,
+              () => true,
+            ),
+            new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000).unref()),
+          ]);
+          if (!closed) setTimeout(() => process.exit(), 1_000).unref();
+        }
+      }
       case 'status': {
         const db = database();
         const clock: DbClock | undefined = db ? () => db.calls.now({ timeoutMs: 5_000 }) : undefined;

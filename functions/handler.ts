@@ -1,7 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { createRunMetrics } from './lambda/run-metrics';
 import { type RuntimeDeps, SyncRuntime } from './lambda/sync-runtime';
 import type { Env } from './sync/settings';
 
@@ -14,12 +16,16 @@ export function createHandler(env: Env = process.env, deps: Partial<RuntimeDeps>
   const logLevel = (env.POWERTOOLS_LOG_LEVEL ?? env.LOG_LEVEL ?? 'INFO').toUpperCase() as 'INFO';
   const logger =
     deps.logger ?? new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'did-sync', logLevel });
+  const metrics = deps.metrics ?? createRunMetrics(env, logger);
   let runtime: SyncRuntime | undefined;
   const handle = async (event: unknown, context: Context): Promise<unknown> => {
-    runtime ??= new SyncRuntime(env, { ...deps, logger });
+    runtime ??= new SyncRuntime(env, { ...deps, logger, metrics });
     return runtime.handle(event, context);
   };
-  return middy(handle).use(injectLambdaContext(logger, { resetKeys: true }));
+  // logMetrics prints a sync run's metrics as one EMF blob when the invocation ends, failed runs included.
+  return middy(handle)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics));
 }
 
 export const handler = createHandler();

@@ -153,6 +153,8 @@ async function main() {
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
   cleanups.push(async () => secrets.destroy());
+  // The run metrics' EMF blob is for CloudWatch; here it would be a JSON line amid the story.
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   const handler = createHandler(
     {
       CHECKPOINT_TABLE: table,

@@ -181,6 +181,63 @@ describe('did-sync run', () => {
     expect(forced.code).toBe(0);
   });
 
+  it('check: one line per dependency, exit 0 when none fails, 1 when one does, 2 for a bad setting', async () => {
+    const user = 'did_sync_cli_ro';
+    const password = 'cli-Passw0rd-value';
+    const schema = new URL(h.dbUrl).pathname.slice(1);
+    await h.db.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    await h.db.query(`CREATE USER '${user}'@'%' IDENTIFIED BY ?`, [password]);
+    await h.db.query(`GRANT SELECT ON \`${schema}\`.vicidial_log TO '${user}'@'%'`);
+    const end = (await h.dbNow()) - 600;
+    await insertCalls(
+      h.db,
+      Array.from({ length: 5 }, (_, i) => makeCall({ end_epoch: end + i }, 700 + i)),
+    );
+    const env = { ...baseEnv, SYNC_ID: 'cli-check', VICIDIAL_DB_USER: user, VICIDIAL_DB_PASSWORD: password };
+    h.api.reset();
+    try {
+      const ok = await cli(['check'], env);
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      const lines = ok.stdout.trim().split('\n');
+      expect(lines[0]).toBe('did-sync check: sync cli-check');
+      expect(
+        lines.slice(1, -1).map((l) =>
+          l
+            .trim()
+            .split(/\s{2,}/)
+            .slice(0, 2),
+        ),
+      ).toEqual([
+        ['pass', 'database'],
+        ['pass', 'read-only grant'],
+        ['pass', 'vicidial_log'],
+        ['pass', 'query plan'],
+        ['pass', 'time zone'],
+        ['pass', 'API key'],
+        ['pass', 'API redirect'],
+        ['pass', 'checkpoint table'],
+      ]);
+      expect(lines.at(-1)).toBe('all checks passed');
+      expect(h.api.requests.filter((r) => r.method === 'POST')).toEqual([]);
+
+      const bad = await cli(['check', '--json'], { ...env, API_KEY: 'wrong-key-value' });
+      expect(bad.code).toBe(1);
+      const report = JSON.parse(bad.stdout);
+      expect(report.ok).toBe(false);
+      expect(report.checks.apiKey).toEqual({ status: 'fail', message: 'API key rejected (HTTP 401)' });
+      expect(bad.stdout + bad.stderr).not.toContain('wrong-key-value');
+      expect(bad.stdout + bad.stderr).not.toContain(password);
+
+      const unset = await cli(['check'], { ...env, API_KEY: '' });
+      expect(unset.code).toBe(2);
+      expect(unset.stderr.trim()).toBe('did-sync: setting API_KEY: is required (the DID Optimizer API key)');
+    } finally {
+      await h.db.query(`DROP USER IF EXISTS '${user}'@'%'`);
+      await h.db.query('TRUNCATE vicidial_log');
+    }
+  });
+
   it.each([
     ['2099-01-01T00:00:00Z', /reset refused: to: 2099-01-01T00:00:00.000Z is after the database's clock/],
     ['1990-01-01T00:00:00Z', /reset refused: to: 1990-01-01T00:00:00.000Z is before 2000-01-01/],

@@ -182,6 +182,110 @@ describe('scheduled runs', () => {
   });
 });
 
+/** The CloudWatch Embedded Metric Format blobs printed to stdout. */
+function emfBlobs(): Record<string, unknown>[] {
+  return output
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => '_aws' in l);
+}
+
+describe('run metrics', () => {
+  interface Emf {
+    _aws: {
+      CloudWatchMetrics: {
+        Namespace: string;
+        Dimensions: string[][];
+        Metrics: { Name: string; Unit: string }[];
+      }[];
+    };
+    [key: string]: unknown;
+  }
+
+  it('prints one EMF blob per run with the syncId dimension and the run counts', async () => {
+    await someCalls(25);
+    await insertCalls(h.db, [
+      makeCall({ end_epoch: (await h.dbNow()) - 100, phone_number: null, uniqueid: '1700000200.1' }, 88),
+    ]);
+    const handler = createHandler(env());
+    const summary = (await handler({ syncId: 'main' }, context())) as RunSummary;
+    expect(summary).toMatchObject({ delivered: 25, deadLettered: 1 });
+    const blobs = emfBlobs() as unknown as Emf[];
+    expect(blobs).toHaveLength(1);
+    const blob = blobs[0] as Emf;
+    const [directive] = blob._aws.CloudWatchMetrics;
+    expect(directive?.Namespace).toBe('DidSync');
+    expect(directive?.Dimensions).toEqual([['syncId']]);
+    expect(blob.syncId).toBe('main');
+    expect(directive?.Metrics.map((m) => m.Name).sort()).toEqual(
+      [
+        'CallsDelivered',
+        'CallsDeadLettered',
+        'CallsRetried',
+        'CallsAmbiguous',
+        'CallsParked',
+        'CallsPending',
+        'CallsMissing',
+        'CallsQueued',
+        'SyncLagSeconds',
+        'RunDurationMs',
+        'RunsCompleted',
+        'RunsPartial',
+        'RunsFailed',
+        'RunsSkipped',
+        'ApiAuthFailures',
+        ...('concurrency' in summary ? ['Concurrency'] : []),
+      ].sort(),
+    );
+    expect(directive?.Metrics).toContainEqual({ Name: 'SyncLagSeconds', Unit: 'Seconds' });
+    expect(directive?.Metrics).toContainEqual({ Name: 'RunDurationMs', Unit: 'Milliseconds' });
+    expect(blob).toMatchObject({
+      CallsDelivered: 25,
+      CallsDeadLettered: 1,
+      CallsRetried: 0,
+      CallsPending: 0,
+      RunsCompleted: 1,
+      RunsPartial: 0,
+      RunsFailed: 0,
+      RunsSkipped: 0,
+      ApiAuthFailures: 0,
+      SyncLagSeconds: summary.lagSeconds,
+      RunDurationMs: summary.durationMs,
+    });
+    expect(blob).not.toHaveProperty('service');
+
+    // The next run of the warm container is a blob of its own, and nothing else prints one.
+    output = '';
+    await handler({ action: 'status', syncId: 'main' }, context());
+    expect(emfBlobs()).toHaveLength(0);
+    expect(output).not.toContain('No application metrics');
+  });
+
+  it('counts a failed scheduled run and a refused key, under POWERTOOLS_METRICS_NAMESPACE', async () => {
+    await someCalls(3);
+    h.api.setValidKeys(['another-key']);
+    const handler = createHandler(env({ POWERTOOLS_METRICS_NAMESPACE: 'DidSyncTest' }));
+    await expect(handler({ syncId: 'main' }, context())).rejects.toThrow(/failed: api_auth/);
+    const [blob] = emfBlobs() as unknown as Emf[];
+    expect(blob?._aws.CloudWatchMetrics[0]?.Namespace).toBe('DidSyncTest');
+    expect(blob).toMatchObject({
+      syncId: 'main',
+      RunsFailed: 1,
+      RunsCompleted: 0,
+      ApiAuthFailures: 1,
+      CallsDelivered: 0,
+    });
+  });
+
+  it('records no metrics for a dry run, which delivers nothing', async () => {
+    await someCalls(4);
+    const handler = createHandler(env());
+    await handler({ action: 'sync', syncId: 'main', dryRun: true }, context());
+    expect(emfBlobs()).toHaveLength(0);
+  });
+});
+
 describe('the function timeout', () => {
   it('ends a run with at least 3 s left when the API never answers', async () => {
     await someCalls(20);
@@ -197,12 +301,25 @@ describe('the function timeout', () => {
     expect((await store.read('main'))?.lease).toBeNull();
   }, 30_000);
 
-  it('refuses a reset into the future with an error naming the field', async () => {
+  it('refuses a reset into the future with an answer naming the field, not a failed invocation', async () => {
     await someCalls(1);
     const handler = createHandler(env());
-    await expect(
-      handler({ action: 'reset', syncId: 'main', to: '2099-01-01T00:00:00Z' }, context()),
-    ).rejects.toThrow(/to: 2099-01-01T00:00:00.000Z is after the database's clock/);
+    const answer = await handler({ action: 'reset', syncId: 'main', to: '2099-01-01T00:00:00Z' }, context());
+    expect(answer).toEqual({
+      error: expect.stringMatching(/to: 2099-01-01T00:00:00.000Z is after the database's clock/),
+      errorType: 'ResetRefusedError',
+    });
+    expect(await store.read('main')).toBeUndefined();
+  });
+
+  it('answers a reset refused while a run holds the lease, naming the holder', async () => {
+    await store.acquire('main', 'lambda:other-request', 60_000, { endEpoch: 1_700_000_000, uniqueid: '' });
+    const handler = createHandler(env());
+    const answer = await handler({ action: 'reset', syncId: 'main', to: '2026-01-01T00:00:00Z' }, context());
+    expect(answer).toEqual({
+      error: expect.stringMatching(/lease held by lambda:other-request/),
+      errorType: 'LeaseHeldError',
+    });
   });
 });
 
@@ -245,9 +362,48 @@ describe('manual invocations', () => {
     expect(reset).toMatchObject({ cursor: { endEpoch: 1767225600, uniqueid: '' } });
   });
 
+  it('answers the check action with one field per dependency, and posts nothing', async () => {
+    await someCalls(5);
+    const handler = createHandler(env());
+    const report = (await handler({ action: 'check', syncId: 'main' }, context())) as {
+      ok: boolean;
+      checks: Record<string, { status: string; message: string }>;
+    };
+    expect(Object.entries(report.checks).map(([name, r]) => `${name}: ${r.status}`)).toEqual([
+      'database: pass',
+      'grants: pass',
+      'table: pass',
+      'queryPlan: pass',
+      'timeZone: pass',
+      'apiKey: pass',
+      'apiRedirect: pass',
+      'checkpointTable: pass',
+    ]);
+    expect(report.ok).toBe(true);
+    expect(h.api.requests.filter((r) => r.method === 'POST')).toEqual([]);
+
+    // A key refused by the API: the check reads the secret afresh, and reports the refusal.
+    secretValues.set(`AWSCURRENT:${API_ARN}`, JSON.stringify({ apiKey: 'old-api-key', apiUrl: h.api.url }));
+    const refused = (await handler({ action: 'check', syncId: 'main' }, context())) as typeof report;
+    expect(refused.ok).toBe(false);
+    expect(refused.checks.apiKey).toEqual({ status: 'fail', message: 'API key rejected (HTTP 401)' });
+    secretsNeverIn(output + JSON.stringify(report) + JSON.stringify(refused));
+    expect(JSON.stringify(refused)).not.toContain('old-api-key');
+  });
+
   it.each([
     [{}, /syncId/],
     [{ syncId: 'main', extra: 1 }, /invalid invocation/],
+    [{ syncId: 'nope' }, /invalid invocation: syncId: unknown sync "nope"/],
+  ])('fails an invalid scheduled event %o (a deployment bug: it alarms)', async (event, message) => {
+    await someCalls(2);
+    const handler = createHandler(env());
+    await expect(handler(event, context())).rejects.toThrow(message);
+    expect(h.api.requestCount).toBe(0);
+    expect(await store.read('main')).toBeUndefined();
+  });
+
+  it.each([
     [{ action: 'explode', syncId: 'main' }, /invalid invocation: action/],
     [{ action: 'sync' }, /invalid invocation: syncId/],
     [{ action: 'sync', syncId: 'main', maxBatches: -1 }, /invalid invocation: maxBatches/],
@@ -255,13 +411,22 @@ describe('manual invocations', () => {
     [{ action: 'reset', syncId: 'main', to: 'last tuesday' }, /invalid invocation: to: "last tuesday"/],
     [{ action: 'status', syncId: 'nope' }, /unknown sync "nope"/],
     ['just a string', /invalid invocation/],
-  ])('refuses %o with a clear error and no side effect', async (event, message) => {
-    await someCalls(2);
-    const handler = createHandler(env());
-    await expect(handler(event, context())).rejects.toThrow(message);
-    expect(h.api.requestCount).toBe(0);
-    expect(await store.read('main')).toBeUndefined();
-  });
+  ])(
+    'answers an invalid manual event %o with an error object, not a failed invocation',
+    async (event, message) => {
+      await someCalls(2);
+      const handler = createHandler(env());
+      const answer = (await handler(event, context())) as { error: string; errorType: string };
+      expect(answer).toEqual({ error: expect.stringMatching(message), errorType: 'InvalidInvocationError' });
+      expect(h.api.requestCount).toBe(0);
+      expect(await store.read('main')).toBeUndefined();
+      const logged = output
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l));
+      expect(logged.find((l) => l.event === 'invalid_invocation')).toMatchObject({ level: 'WARN' });
+    },
+  );
 
   it('names the setting when the function is misconfigured', async () => {
     const handler = createHandler(env({ SYNCS: '[{"id":"main"}]' }));

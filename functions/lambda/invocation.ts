@@ -1,34 +1,32 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { SYNC_ID, SYNC_ID_RULE } from '../sync/settings';
+import './zod-messages';
 
 /**
  * What the function accepts: EventBridge Scheduler's `{"syncId": ...}`, or an operator's manual
  * invoke with an `action`. Anything else is refused before any side effect.
  */
-const syncId = z.string().regex(SYNC_ID, SYNC_ID_RULE);
-const instant = z.union([z.string().min(1), z.number().int().nonnegative()]);
+const syncId = z.string().check(z.regex(SYNC_ID, SYNC_ID_RULE));
+const instant = z.union([z.string().check(z.minLength(1)), z.int().check(z.nonnegative())]);
 
-const scheduled = z.object({ syncId }).strict();
+const scheduled = z.strictObject({ syncId });
 const manual = z.discriminatedUnion('action', [
-  z
-    .object({
-      action: z.literal('sync'),
-      syncId,
-      dryRun: z.boolean().optional(),
-      maxBatches: z.number().int().positive().optional(),
-    })
-    .strict(),
-  z.object({ action: z.literal('status'), syncId }).strict(),
-  z
-    .object({
-      action: z.literal('reset'),
-      syncId,
-      to: instant,
-      force: z.boolean().optional(),
-      withoutDatabase: z.boolean().optional(),
-    })
-    .strict(),
-  z.object({ action: z.literal('dead-letters'), syncId, replay: z.boolean().optional() }).strict(),
+  z.strictObject({
+    action: z.literal('sync'),
+    syncId,
+    dryRun: z.optional(z.boolean()),
+    maxBatches: z.optional(z.int().check(z.positive())),
+  }),
+  z.strictObject({ action: z.literal('status'), syncId }),
+  z.strictObject({
+    action: z.literal('reset'),
+    syncId,
+    to: instant,
+    force: z.optional(z.boolean()),
+    withoutDatabase: z.optional(z.boolean()),
+  }),
+  z.strictObject({ action: z.literal('dead-letters'), syncId, replay: z.optional(z.boolean()) }),
+  z.strictObject({ action: z.literal('check'), syncId }),
 ]);
 
 export type Invocation = { readonly action: 'scheduled'; readonly syncId: string } | z.infer<typeof manual>;
@@ -40,8 +38,31 @@ export class InvalidInvocationError extends Error {
   }
 }
 
+/**
+ * EventBridge Scheduler sends an object without `action`; anything else comes from a person or a script
+ * invoking the function by hand. An invalid scheduled event is a deployment bug (it throws and alarms);
+ * an invalid manual one is answered to its caller (see `refusal`).
+ */
+export function isScheduledEvent(event: unknown): boolean {
+  return Boolean(event) && typeof event === 'object' && !('action' in (event as object));
+}
+
+/**
+ * What a manual caller gets back for a request refused as asked (an invalid event, a reset to an instant
+ * the reset refuses, a reset while a run holds the lease), instead of a failed invocation that pages
+ * someone. `errorType` is the refusing error's name, e.g. InvalidInvocationError.
+ */
+export interface InvocationRefusal {
+  readonly error: string;
+  readonly errorType: string;
+}
+
+export function refusal(error: Error): InvocationRefusal {
+  return { error: error.message, errorType: error.name };
+}
+
 export function parseInvocation(event: unknown): Invocation {
-  if (event && typeof event === 'object' && !('action' in event)) {
+  if (isScheduledEvent(event)) {
     const result = scheduled.safeParse(event);
     if (result.success) return { action: 'scheduled', syncId: result.data.syncId };
     throw new InvalidInvocationError(describe(result.error, 'a scheduled event must be {"syncId": "<id>"}'));
@@ -49,11 +70,14 @@ export function parseInvocation(event: unknown): Invocation {
   const result = manual.safeParse(event);
   if (result.success) return result.data;
   throw new InvalidInvocationError(
-    describe(result.error, 'expected {"action":"sync"|"status"|"reset"|"dead-letters","syncId":"<id>", ...}'),
+    describe(
+      result.error,
+      'expected {"action":"sync"|"status"|"reset"|"dead-letters"|"check","syncId":"<id>", ...}',
+    ),
   );
 }
 
-function describe(error: z.ZodError, hint: string): string {
+function describe(error: z.core.$ZodError, hint: string): string {
   const issue = error.issues[0];
   const path = issue?.path.length ? issue.path.join('.') : 'event';
   return `invalid invocation: ${path}: ${issue?.message ?? 'invalid'} (${hint})`;

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   boolSetting,
   type Env,
@@ -11,6 +11,7 @@ import {
   SYNC_ID_RULE,
   type SyncSettings,
 } from '../sync/settings';
+import './zod-messages';
 
 /**
  * The function's configuration, set by the stack: secret ARNs (never values) and the syncs it serves.
@@ -18,14 +19,14 @@ import {
  * with the same names and defaults as the CLI's.
  */
 const syncEntry = z.object({
-  id: z.string().regex(SYNC_ID, SYNC_ID_RULE),
-  apiSecretArn: z.string().min(1),
-  apiUrl: z.string().optional(),
-  campaigns: z.array(z.string()).optional(),
-  excludeCampaigns: z.array(z.string()).optional(),
-  batchSize: z.number().int().optional(),
-  concurrency: z.number().int().optional(),
-  startFrom: z.string().optional(),
+  id: z.string().check(z.regex(SYNC_ID, SYNC_ID_RULE)),
+  apiSecretArn: z.string().check(z.minLength(1)),
+  apiUrl: z.optional(z.string()),
+  campaigns: z.optional(z.array(z.string())),
+  excludeCampaigns: z.optional(z.array(z.string())),
+  batchSize: z.optional(z.int()),
+  concurrency: z.optional(z.int()),
+  startFrom: z.optional(z.string()),
 });
 export type SyncEntry = z.infer<typeof syncEntry>;
 
@@ -51,7 +52,7 @@ export function parseLambdaSettings(env: Env): LambdaSettings {
   } catch {
     throw new SettingError('SYNCS', 'is not valid JSON');
   }
-  const result = z.array(syncEntry).min(1).safeParse(parsed);
+  const result = z.array(syncEntry).check(z.minLength(1)).safeParse(parsed);
   if (!result.success) {
     const issue = result.error.issues[0];
     throw new SettingError(

@@ -1,12 +1,21 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { DidOptimizerClient } from '../sync/api-client';
-import { CheckpointStore } from '../sync/checkpoint-store';
+import { type CheckReport, runChecks } from '../sync/check';
+import { CheckpointStore, LeaseHeldError } from '../sync/checkpoint-store';
 import { VicidialDbConnection } from '../sync/db-connection';
 import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/engine';
 import { PowertoolsSyncLog } from '../sync/log';
-import { listDeadLetters, readStatus, replayDeadLetters, resetCheckpoint } from '../sync/operations';
+import {
+  listDeadLetters,
+  ResetRefusedError,
+  readStatus,
+  replayDeadLetters,
+  resetCheckpoint,
+} from '../sync/operations';
 import {
   type Env,
   parseConnectionSettings,
@@ -14,11 +23,28 @@ import {
   SettingError,
   validateApiUrl,
 } from '../sync/settings';
+import { USER_AGENT } from '../sync/version';
 import { createApiClient, createDynamoClient, createSync, type Sync } from '../sync/wiring';
-import { InvalidInvocationError, type Invocation, parseInvocation } from './invocation';
+import {
+  InvalidInvocationError,
+  type Invocation,
+  isScheduledEvent,
+  parseInvocation,
+  refusal,
+} from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
+import { recordRunMetrics } from './run-metrics';
 import { SecretCache } from './secret-cache';
-import { readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
+import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
+
+/** Errors that refuse what a manual caller asked for, as opposed to failures of a part. */
+function isRefusal(error: unknown): error is Error {
+  return (
+    error instanceof InvalidInvocationError ||
+    error instanceof ResetRefusedError ||
+    error instanceof LeaseHeldError
+  );
+}
 
 /** A scheduled run that failed: thrown so the function's Errors metric (and its alarm) shows it. */
 export class SyncFailedError extends Error {
@@ -33,6 +59,8 @@ export class SyncFailedError extends Error {
 export interface RuntimeDeps {
   readonly logger: Logger;
   readonly secrets?: SecretsManagerClient;
+  /** Where run metrics go (published by the handler's logMetrics middleware); none: not recorded. */
+  readonly metrics?: Metrics;
 }
 
 /** Time kept after the run's deadline: the last checkpoint and lease release, and 3 s to spare. */
@@ -50,6 +78,7 @@ function deadlineOf(context: Pick<Context, 'getRemainingTimeInMillis'>): number 
 export class SyncRuntime {
   private readonly settings: LambdaSettings;
   private readonly cache: SecretCache;
+  private readonly dynamo: DynamoDBClient;
   private readonly store: CheckpointStore;
   private readonly connection: VicidialDbConnection;
   private readonly log: PowertoolsSyncLog;
@@ -69,14 +98,12 @@ export class SyncRuntime {
         }),
       this.settings.secretsTtlMs,
     );
-    this.store = new CheckpointStore(
-      createDynamoClient({
-        table: this.settings.checkpointTable,
-        region: this.settings.region,
-        endpoint: this.settings.endpoint,
-      }),
-      this.settings.checkpointTable,
-    );
+    this.dynamo = createDynamoClient({
+      table: this.settings.checkpointTable,
+      region: this.settings.region,
+      endpoint: this.settings.endpoint,
+    });
+    this.store = new CheckpointStore(this.dynamo, this.settings.checkpointTable);
     const connection = parseConnectionSettings(env);
     this.connection = new VicidialDbConnection(
       new SecretDbCredentials(this.cache, this.settings.dbSecretArn),
@@ -89,6 +116,22 @@ export class SyncRuntime {
   }
 
   async handle(
+    event: unknown,
+    context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId' | 'functionVersion'>,
+  ): Promise<unknown> {
+    try {
+      return await this.dispatch(event, context);
+    } catch (error) {
+      // A person's typo, or a request the operation refuses as asked, must not count in the function's
+      // Errors metric and page the on-call: the person sees the answer. A bad scheduled event is a
+      // deployment bug and does count.
+      if (!isRefusal(error) || isScheduledEvent(event)) throw error;
+      this.log.log('warn', 'invalid_invocation', { errorType: error.name, error: error.message });
+      return refusal(error);
+    }
+  }
+
+  private async dispatch(
     event: unknown,
     context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId' | 'functionVersion'>,
   ): Promise<unknown> {
@@ -109,6 +152,8 @@ export class SyncRuntime {
             .query<{ now: number }>('SELECT UNIX_TIMESTAMP() AS now', [], { timeoutMs: 5_000 })
             .then((rows) => Number(rows[0]?.now)),
         );
+      case 'check':
+        return this.check(invocation.syncId);
       case 'reset': {
         const to = typeof invocation.to === 'number' ? invocation.to : parseInstant(invocation.to);
         if (to === undefined) {
@@ -152,23 +197,49 @@ export class SyncRuntime {
       ...(invocation.action === 'sync' && invocation.dryRun ? { dryRun: true } : {}),
       ...(invocation.action === 'sync' && invocation.maxBatches ? { maxBatches: invocation.maxBatches } : {}),
     });
+    // A dry run delivered nothing: its would-be counts must not show up as deliveries.
+    if (this.deps.metrics && !summary.dryRun) recordRunMetrics(this.deps.metrics, summary);
     if (invocation.action === 'scheduled' && summary.outcome === 'failed') throw new SyncFailedError(summary);
     return summary;
+  }
+
+  /** The sync's API URL: from its secret, its SYNCS entry, or the function's DID_OPTIMIZER_API_URL. */
+  private apiUrl(syncId: string, secret: ApiSecret): string {
+    const entry = this.settings.syncs.get(syncId);
+    const url = secret.apiUrl ?? entry?.apiUrl ?? this.settings.env.DID_OPTIMIZER_API_URL;
+    if (!url)
+      throw new SettingError(
+        `apiUrl (sync "${syncId}")`,
+        `is missing: put "apiUrl" in secret ${entry?.apiSecretArn ?? '?'}`,
+      );
+    return validateApiUrl(`apiUrl (sync "${syncId}")`, url, this.settings.allowInsecureApi);
+  }
+
+  /** The manual `check` action: the same checks as `did-sync check`, answered as JSON. */
+  private check(syncId: string): Promise<CheckReport> {
+    const entry = this.settings.syncs.get(syncId);
+    if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
+    return runChecks({
+      settings: syncSettings(this.settings, syncId),
+      db: this.connection,
+      api: async () => {
+        // Fresh: a check right after a key rotation must not judge the cached old key.
+        const secret = await readApiSecret(this.cache, entry.apiSecretArn, true);
+        return { url: this.apiUrl(syncId, secret), key: secret.apiKey };
+      },
+      userAgent: USER_AGENT,
+      dynamo: this.dynamo,
+      table: this.settings.checkpointTable,
+    });
   }
 
   private async createSync(syncId: string): Promise<Sync> {
     const entry = this.settings.syncs.get(syncId);
     if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
     const secret = await readApiSecret(this.cache, entry.apiSecretArn);
-    const url = secret.apiUrl ?? entry.apiUrl ?? this.settings.env.DID_OPTIMIZER_API_URL;
-    if (!url)
-      throw new SettingError(
-        `apiUrl (sync "${syncId}")`,
-        `is missing: put "apiUrl" in secret ${entry.apiSecretArn}`,
-      );
     const settings = syncSettings(this.settings, syncId);
     const api = {
-      url: validateApiUrl(`apiUrl (sync "${syncId}")`, url, this.settings.allowInsecureApi),
+      url: this.apiUrl(syncId, secret),
       allowInsecure: this.settings.allowInsecureApi,
     };
     const clientKey = `${syncId} ${api.url}`;

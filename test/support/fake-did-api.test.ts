@@ -71,6 +71,39 @@ describe('fake DID Optimizer API', () => {
     );
   });
 
+  it("answers the public server's /api/health as well, or only the paths it is told to", async () => {
+    const get = (url: string, key = KEY) => fetch(url, { headers: { 'x-api-key': key } });
+    expect(await answer(await get(`${api.url}/api/health`))).toEqual({ status: 200, body: { status: 'ok' } });
+    expect((await get(`${api.url}/api/health`, 'bad')).status).toBe(401);
+    const only = await startFakeDidApi({ healthPaths: ['/api/health'] });
+    try {
+      expect((await get(`${only.url}/api/health`)).status).toBe(200);
+      expect((await get(`${only.url}/api/v1/health`)).status).toBe(404);
+      expect(only.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+        'GET /api/health',
+        'GET /api/v1/health',
+      ]);
+      expect(only.requests[0]?.headers['x-api-key']).toBe(KEY);
+    } finally {
+      await only.close();
+    }
+  });
+
+  it('redirects every request when told to, before looking at the key', async () => {
+    api.redirectTo('https://moved.example.com/');
+    const res = await fetch(`${api.url}/api/v1/call-results`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+      body: JSON.stringify(call('1.9')),
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(301);
+    expect(res.headers.get('location')).toBe('https://moved.example.com/api/v1/call-results');
+    expect(api.stored.size).toBe(0);
+    api.reset();
+    expect((await post(call('1.9'))).status).toBe(200);
+  });
+
   it('lists the missing required fields with 400', async () => {
     expect(await answer(await post({ uniqueid: '1.3', phoneNumber: null, campaignId: '' }))).toEqual({
       status: 400,

@@ -22,11 +22,23 @@ export type Fault =
   /** Stores the call, then answers only after `ms`: a client that gave up meanwhile cannot know. */
   | { storeThenWaitMs: number };
 
+/** The public server answers `/api/health`; the original guide names `/api/v1/health`. */
+export type HealthPath = '/api/health' | '/api/v1/health';
+
+/** Every request as it arrived, whatever the answer (headers include x-api-key). */
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
 export interface FakeDidApiOptions {
   /** Default ['test-key']. */
   validKeys?: string[];
   /** Artificial delay before answering any request, default 0. */
   latencyMs?: number;
+  /** Health paths answered (others 404), default both: to stand in for a server that has only one. */
+  healthPaths?: readonly HealthPath[];
 }
 
 export interface FakeDidApi {
@@ -38,6 +50,8 @@ export interface FakeDidApi {
   readonly stored: Map<string, Record<string, unknown>>;
   /** Every request received, whatever the answer. */
   requestCount: number;
+  /** Method, path and headers of every request received. */
+  readonly requests: ReceivedRequest[];
   /** Highest number of requests being handled at once. */
   maxInFlight: number;
   deliveredCount(uniqueid: string): number;
@@ -49,6 +63,11 @@ export interface FakeDidApi {
   /** A fault for every POST whose parsed body matches, until replaced or cleared with null. */
   failWhen(predicate: (body: Record<string, unknown>) => boolean, fault: Fault | null): void;
   setLatency(ms: number): void;
+  /**
+   * Answer every request with a redirect to `location` + the request's path (a moved domain or a
+   * proxy), before any key check; null stops it.
+   */
+  redirectTo(location: string | null, status?: number): void;
   /** Clears calls, stored bodies, counters and faults, ends hung requests, and restores the keys and latency given at start. */
   reset(): void;
   /** Ends hung requests and keep-alive sockets too, so a test never waits on this server. */
@@ -56,12 +75,15 @@ export interface FakeDidApi {
 }
 
 const CALL_RESULTS = '/api/v1/call-results';
-const HEALTH = '/api/v1/health';
+const HEALTH_PATHS: readonly HealthPath[] = ['/api/health', '/api/v1/health'];
 const REQUIRED = ['uniqueid', 'phoneNumber', 'campaignId'] as const;
 
 export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<FakeDidApi> {
   const initialKeys = options.validKeys ?? ['test-key'];
   const initialLatency = options.latencyMs ?? 0;
+  const health = new Set<string>(options.healthPaths ?? HEALTH_PATHS);
+  let requests: ReceivedRequest[] = [];
+  let redirect: { location: string; status: number } | null = null;
   let validKeys = new Set(initialKeys);
   let latencyMs = initialLatency;
   let calls: ReceivedCall[] = [];
@@ -123,9 +145,12 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     if (latencyMs > 0) await sleep(latencyMs);
     const key = req.headers['x-api-key'];
     const authorized = typeof key === 'string' && validKeys.has(key);
-    const path = (req.url ?? '').split('?')[0];
+    const path = (req.url ?? '').split('?')[0] ?? '';
 
-    if (req.method === 'GET' && path === HEALTH) {
+    if (redirect) {
+      return send(res, redirect.status, '', { location: `${redirect.location.replace(/\/+$/, '')}${path}` });
+    }
+    if (req.method === 'GET' && health.has(path)) {
       return authorized
         ? send(res, 200, { status: 'ok' })
         : send(res, 401, { success: false, error: 'Invalid API key' });
@@ -174,6 +199,11 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
 
   const server = createServer((req, res) => {
     requestCount++;
+    requests.push({
+      method: req.method ?? '',
+      path: (req.url ?? '').split('?')[0] ?? '',
+      headers: { ...req.headers },
+    });
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     // 'close' fires once the answer is sent or the socket is gone, so a hung request counts as in
@@ -220,6 +250,9 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     get requestCount() {
       return requestCount;
     },
+    get requests() {
+      return requests;
+    },
     set requestCount(n: number) {
       requestCount = n;
     },
@@ -243,11 +276,16 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     setLatency(ms) {
       latencyMs = ms;
     },
+    redirectTo(location, status = 301) {
+      redirect = location === null ? null : { location, status };
+    },
     reset() {
       endHung();
       calls = [];
       stored = new Map();
       requestCount = 0;
+      requests = [];
+      redirect = null;
       // Requests still being answered remain in flight; the peak restarts from them.
       maxInFlight = inFlight;
       duplicates = 0;
