@@ -11,7 +11,7 @@ import { describeError } from './log';
 import { CALL_COLUMNS } from './payload';
 import type { SyncSettings } from './settings';
 import { measureTimeZone } from './time-zone-check';
-import { buildSliceQuery, type SqlClient } from './vicidial-log';
+import { buildScanQuery, type SqlClient } from './vicidial-log';
 
 /**
  * `did-sync check` and the Lambda's `{"action":"check"}`: tries every dependency of a run once and
@@ -290,18 +290,13 @@ class DatabaseChecks {
     const now = Number(
       row(await db.query<{ now: number | string }>('SELECT UNIX_TIMESTAMP() AS now', [], this.query)).now,
     );
-    const cursor = { endEpoch: now - 3600, uniqueid: '' };
-    const { sql, values } = buildSliceQuery(
-      {
-        cursor,
-        sliceEnd: Math.min(cursor.endEpoch + s.sliceSeconds, now - s.settleSeconds),
-        limit: s.batchSize,
-        lookbackSeconds: s.lookbackSeconds,
-      },
+    const { sql, values } = buildScanQuery(
+      { from: { epoch: now - 3600 - s.lookbackSeconds }, toEpoch: now - s.settleSeconds, limit: s.batchSize },
       {
         minDurationSeconds: s.minDurationSeconds,
         campaigns: s.campaigns,
         excludeCampaigns: s.excludeCampaigns,
+        transientStatuses: [...s.transientStatuses],
       },
     );
     type PlanRow = { table: string | null; type: string | null; key: string | null; Extra?: string | null };
