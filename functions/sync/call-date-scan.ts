@@ -109,7 +109,7 @@ export class CallDateScan {
   private seenThrough: number;
 
   constructor(
-    private readonly calls: Pick<VicidialLog, 'readScan'>,
+    private readonly calls: Pick<VicidialLog, 'readScan' | 'offsetChanges'>,
     cursor: Cursor,
     private readonly options: ScanOptions,
     /** A daylight-saving change near the window: local times repeat, so start an hour earlier. */
@@ -151,13 +151,10 @@ export class CallDateScan {
       .filter((row) => this.injected.has(row.uniqueid) || (row as ScanRow).cd_epoch < nextStart);
   }
 
-  /**
-   * Reads the next chunk up to `bound` (the settle bound of the database clock). `dstNear`: a
-   * daylight-saving change lies within an hour of the chunk, so local call_date values may repeat: only
-   * calls ending an hour before what was read are certain to have been seen.
-   */
-  async next(bound: number, dstNear: boolean, options?: QueryOptions): Promise<ScanChunk> {
+  /** Reads the next chunk up to `bound` (the settle bound of the database clock). */
+  async next(bound: number, options?: QueryOptions): Promise<ScanChunk> {
     const limit = this.options.chunkRows;
+    const fromEpoch = 'epoch' in this.from ? this.from.epoch : this.seenThrough;
     const rows = await this.calls.readScan({ from: this.from, toEpoch: bound, limit }, options);
     let complete: ScanRow[];
     let through: number;
@@ -187,6 +184,13 @@ export class CallDateScan {
         through = lastEpoch - 1;
       }
     }
+    // Local call_date repeats an hour when daylight saving ends: around a change, only calls ending an
+    // hour before what was read are certain to have been seen. A chunk spanning weeks (a quiet table)
+    // is treated as near one.
+    const lastEpoch = rows.length > 0 ? (rows.at(-1) as ScanRow).cd_epoch : bound;
+    const dstNear =
+      lastEpoch - fromEpoch > 30 * 86_400 ||
+      (await this.calls.offsetChanges(fromEpoch - 3600, Math.max(lastEpoch, through) + 3600, options));
     if (dstNear) through -= 3600;
     through = Math.max(through, this.seenThrough);
     this.seenThrough = through;

@@ -173,7 +173,6 @@ class SyncRun {
   private readonly heldRows = new Map<string, HeldRow>();
   /** Something besides the cursor changed since the last write. */
   private dirty = false;
-  private dstAtStart = false;
   /** Followed calls that finished beyond the cursor: handed to the scan to deliver in order. */
   private readonly rejoin: CallRow[] = [];
   /** Calls delivered or dead-lettered since the last checkpoint write: what a crash would repeat. */
@@ -241,6 +240,25 @@ class SyncRun {
     if (this.s.startFrom !== undefined) {
       const problem = instantProblem(this.s.startFrom, this.dbNow);
       if (problem) throw new SettingError('START_FROM', problem);
+    }
+    // A session zone other than the one VICIdial writes call_date in shifts every call_date bound by
+    // hours: runs would "complete" and read nothing. Measured, not assumed, before anything is read.
+    try {
+      const zone = await this.database((o) => this.deps.calls.timeZone(o));
+      if (zone.status === 'mismatch') {
+        this.control.stop('time_zone_mismatch', zone.message);
+        this.log('error', 'time_zone_mismatch', {
+          sessionTimeZone: zone.sessionTimeZone,
+          differenceSeconds: zone.differenceSeconds,
+          suggestedTimeZone: zone.suggestedTimeZone,
+          error: zone.message,
+        });
+        return this.finish('failed');
+      }
+      if (zone.status === 'unknown') this.log('warn', 'time_zone_unchecked', { reason: zone.message });
+    } catch (error) {
+      this.fail(error);
+      return this.finish('failed');
     }
     const initial = cursorAt(this.s.startFrom ?? this.dbNow - 3600);
     const limits = {
@@ -554,8 +572,10 @@ class SyncRun {
   private async openScan(): Promise<CallDateScan> {
     const cursor = this.cursor as Cursor;
     const lowEpoch = cursor.endEpoch - this.s.lookbackSeconds;
-    const bound = this.dbNow - this.s.settleSeconds;
-    const dstAtStart = await this.database((o) => this.deps.calls.offsetChanges(lowEpoch - 3600, bound, o));
+    // A daylight-saving change near the cursor: local call_date values repeat, start an hour earlier.
+    const dstAtStart = await this.database((o) =>
+      this.deps.calls.offsetChanges(lowEpoch - 3600, cursor.endEpoch + 3600, o),
+    );
     const scan = new CallDateScan(
       this.deps.calls,
       cursor,
@@ -571,13 +591,11 @@ class SyncRun {
       },
       dstAtStart,
     );
-    this.dstAtStart = dstAtStart;
     for (const row of this.rejoin) scan.inject(row);
     return scan;
   }
 
   private async readChunks(window: ScanWindow, scan: CallDateScan): Promise<void> {
-    const dstAtStart = this.dstAtStart;
     let bound: number;
     for (;;) {
       await window.wantMore(this.control);
@@ -593,10 +611,7 @@ class SyncRun {
         window.caughtUp = true;
         return;
       }
-      const from = scan.through;
-      const dstNear =
-        dstAtStart || (await this.database((o) => this.deps.calls.offsetChanges(from - 3600, bound, o)));
-      const chunk = await this.database((o) => scan.next(bound, dstNear, o));
+      const chunk = await this.database((o) => scan.next(bound, o));
       if (chunk.read > 0) {
         this.counters.batches++;
         this.counters.callsRead += chunk.read;

@@ -1,5 +1,6 @@
 import type { Cursor } from './cursor';
 import { CALL_COLUMNS, type CallRow } from './payload';
+import { measureTimeZone, type TimeZoneReport } from './time-zone-check';
 
 /**
  * The only queries the sync runs against VICIdial: read-only, parameterized, and bounded through the
@@ -155,6 +156,11 @@ export class VicidialLog {
     const now = Number(rows[0]?.now);
     if (!Number.isFinite(now)) throw new Error('database returned no UNIX_TIMESTAMP()');
     return Math.floor(now);
+  }
+
+  /** Whether call_date reads back in the session's zone as VICIdial wrote it (see time-zone-check.ts). */
+  timeZone(options?: QueryOptions): Promise<TimeZoneReport> {
+    return measureTimeZone(this.db, options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
   }
 
   /** One chunk of the call_date-ordered scan. */
