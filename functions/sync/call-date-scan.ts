@@ -20,8 +20,6 @@ export interface ScanChunk {
   readonly read: number;
   /** Finished calls ending at or before `through`, in (end_epoch, uniqueid) order. */
   readonly released: CallRow[];
-  /** Calls not finished yet: to be followed by uniqueid. */
-  readonly open: CallRow[];
   /** Every call ending at or before this epoch has been seen (released, open, or before the cursor). */
   readonly through: number;
   /** The scan reached the bound it was given. */
@@ -31,8 +29,11 @@ export interface ScanChunk {
 export interface ScanOptions {
   readonly lookbackSeconds: number;
   readonly chunkRows: number;
-  /** Final status, end set: ready to be delivered (the query already left out ineligible ones). */
-  readonly isFinished: (row: CallRow) => boolean;
+  /**
+   * True for a call to hand out in order (finished: final status and an end; the query already left
+   * out ineligible ones); false for one the caller now follows by uniqueid instead.
+   */
+  readonly take: (row: CallRow) => boolean;
 }
 
 /** Finished calls ordered by (end_epoch, uniqueid): a binary min-heap. */
@@ -194,12 +195,10 @@ export class CallDateScan {
     if (dstNear) through -= 3600;
     through = Math.max(through, this.seenThrough);
     this.seenThrough = through;
-    const open: CallRow[] = [];
     for (const row of complete) {
       if (this.injected.has(row.uniqueid)) continue;
-      if (this.options.isFinished(row)) this.heap.push(row);
-      else open.push(row);
+      if (this.options.take(row)) this.heap.push(row);
     }
-    return { read, released: this.heap.popThrough(through), open, through, caughtUp };
+    return { read, released: this.heap.popThrough(through), through, caughtUp };
   }
 }

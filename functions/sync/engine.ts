@@ -17,6 +17,7 @@ import {
   type CallRow,
   isEligible,
   isFinished,
+  isLive,
   payloadProblem,
   toPayload,
 } from './payload';
@@ -61,7 +62,7 @@ export interface RunOptions {
   readonly deadline?: number;
 }
 
-/** A call seen without an end this long ago is given up on (a row VICIdial never closed). */
+/** A call still live this long after it was first seen is given up on (a row VICIdial never closed). */
 const OPEN_WITHOUT_END_MAX_SECONDS = 86_400;
 
 /** What the last checkpoint write and the lease release may take after the deadline. */
@@ -469,18 +470,18 @@ class SyncRun {
         }
         continue;
       }
-      if (row.end_epoch > 0 && this.dbNow - row.end_epoch > this.s.pendingMaxAgeSeconds) {
+      if (!isLive(row) && this.dbNow - row.end_epoch > this.s.pendingMaxAgeSeconds) {
         this.log('warn', 'pending_expired', {
           ...this.callFields(row),
           ageSeconds: this.dbNow - row.end_epoch,
         });
         toSend.push({ row, source: 'pending' });
-      } else if (!(row.end_epoch > 0) && this.dbNow - p.firstSeen > OPEN_WITHOUT_END_MAX_SECONDS) {
+      } else if (isLive(row) && this.dbNow - p.firstSeen > OPEN_WITHOUT_END_MAX_SECONDS) {
         if (
           await this.deadLetter(
             p.uniqueid,
             toPayload(row),
-            'never got an end within 24 hours of being seen',
+            'still going 24 hours after it was first seen (VICIdial never closed the row)',
             {
               row,
             },
@@ -582,12 +583,7 @@ class SyncRun {
       {
         lookbackSeconds: this.s.lookbackSeconds,
         chunkRows: this.s.batchSize,
-        // With no room left to follow it, a call that has an end is sent as it is rather than lost.
-        isFinished: (row) =>
-          isFinished(row, this.s.transientStatuses) ||
-          (row.end_epoch > 0 &&
-            !this.held.isPending(row.uniqueid) &&
-            this.held.pendingCount >= this.s.pendingMax),
+        take: (row) => isFinished(row, this.s.transientStatuses) || !this.follow(row),
       },
       dstAtStart,
     );
@@ -619,13 +615,11 @@ class SyncRun {
           batch: this.counters.batches,
           rows: chunk.read,
           released: chunk.released.length,
-          open: chunk.open.length,
           waiting: scan.waiting,
           through: chunk.through,
           lagSeconds: this.dbNow - chunk.through,
         });
       }
-      for (const row of chunk.open) this.follow(row);
       for (const row of chunk.released) this.intake(window, row);
       window.readThrough(chunk.through);
       if (chunk.caughtUp) {
@@ -635,20 +629,26 @@ class SyncRun {
     }
   }
 
-  /** A call seen before it finished: followed by uniqueid until it does. */
-  private follow(row: CallRow): void {
-    if (this.held.isPending(row.uniqueid) || this.held.isParked(row.uniqueid)) return;
+  /**
+   * A call seen before it finished: followed by uniqueid until it does. False when it cannot be
+   * followed (PENDING_MAX reached) but has ended: it is then sent as it is rather than lost.
+   */
+  private follow(row: CallRow): boolean {
+    if (this.held.isPending(row.uniqueid) || this.held.isParked(row.uniqueid)) return true;
     if (this.held.hold({ uniqueid: row.uniqueid, endEpoch: row.end_epoch ?? 0, firstSeen: this.dbNow })) {
       this.dirty = true;
       this.log('info', 'pending', this.callFields(row));
-      return;
+      return true;
     }
-    // No end yet and no room to follow it: only reconcile will find it once it ends.
+    const live = isLive(row);
+    // Still going and no room to follow it: only reconcile will find it once it ends.
     this.log('warn', 'pending_full', {
       ...this.callFields(row),
       pendingMax: this.s.pendingMax,
       followed: false,
+      sentAsIs: !live,
     });
+    return live;
   }
 
   /** Decides what a finished call read in order needs: a post, or nothing because it was handled. */
@@ -662,9 +662,6 @@ class SyncRun {
     if (this.held.isParked(row.uniqueid)) {
       window.add(row, 'done');
       return;
-    }
-    if (!isFinished(row, this.s.transientStatuses)) {
-      this.log('warn', 'pending_full', { ...this.callFields(row), pendingMax: this.s.pendingMax });
     }
     // A followed call that finished is delivered here, in order, and stops being followed once resolved.
     window.add(row, 'send');

@@ -145,3 +145,12 @@ export function isEligible(
 ): boolean {
   return isFinished(row, transientStatuses) && Number(row.length_in_sec ?? 0) > minDurationSeconds;
 }
+
+/**
+ * Still going: no end yet, or the row as VICIdial inserts it at connect (end = start, no length). Its
+ * age says nothing yet; an in-between status on a call that has ended (DISPO) is another matter.
+ */
+export function isLive(row: Pick<CallRow, 'end_epoch' | 'start_epoch' | 'length_in_sec'>): boolean {
+  if (!(row.end_epoch > 0)) return true;
+  return !(Number(row.length_in_sec ?? 0) > 0) && row.end_epoch <= Number(row.start_epoch ?? 0);
+}
