@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { Cursor } from './cursor';
 import type { ParkedCall, PendingCall } from './held-calls';
+import { DeliveryLedger } from './ledger';
 
 export type { ParkedCall, PendingCall } from './held-calls';
 
@@ -32,8 +33,11 @@ export interface AheadCall {
 export interface HeldState {
   readonly pending: readonly PendingCall[];
   readonly parked: readonly ParkedCall[];
-  /** Skipped by the next run: delivered already, so never posted again after a clean stop. */
-  readonly ahead: readonly AheadCall[];
+  /**
+   * The latest end_epoch resolved beyond the cursor: the next run skips the calls the ledger holds
+   * between the cursor and here, so nothing delivered is posted again after a stop or a crash.
+   */
+  readonly frontier: number;
 }
 export interface LastRun {
   readonly outcome: string;
@@ -49,7 +53,11 @@ export interface CheckpointState {
   readonly cursor: Cursor;
   readonly pending: readonly PendingCall[];
   readonly parked: readonly ParkedCall[];
+  /** Written by earlier versions: calls delivered ahead of the cursor (now the ledger's job). */
   readonly ahead: readonly AheadCall[];
+  readonly frontier: number;
+  /** Nothing before this end_epoch is ever reported missing: the ledger started (or was reset) here. */
+  readonly ledgerSince: number | null;
   readonly fence: number;
   readonly lease: { readonly owner: string; readonly expiresAt: number } | null;
   readonly updatedAt: string | null;
@@ -107,6 +115,7 @@ const CHECKPOINT_SK = 'checkpoint';
 /** Nobody holds the lease, or its holder let it expire (crashed, or timed out without releasing). */
 const LEASE_FREE = 'attribute_not_exists(leaseOwner) OR leaseExpiresAt < :now';
 const DEAD_LETTER_PREFIX = 'deadletter#';
+const REPAIR_PREFIX = 'repair#';
 
 const pk = (syncId: string) => `sync#${syncId}`;
 const n = (value: number): AttributeValue => ({ N: String(value) });
@@ -126,11 +135,12 @@ function heldToValues(held: HeldState): Record<string, AttributeValue> {
         },
       })),
     },
-    ':a': { L: held.ahead.map((a) => ({ M: { u: s(a.uniqueid), e: n(a.endEpoch) } })) },
+    ':a': { L: [] },
+    ':fr': n(held.frontier),
   };
 }
 
-const HELD_SET = 'pending = :p, parked = :k, ahead = :a';
+const HELD_SET = 'pending = :p, parked = :k, ahead = :a, frontier = :fr';
 
 function num(attr: AttributeValue | undefined): number | undefined {
   return attr?.N === undefined ? undefined : Number(attr.N);
@@ -163,6 +173,8 @@ function toState(syncId: string, item: Record<string, AttributeValue>): Checkpoi
       uniqueid: str(entry.M?.u) ?? '',
       endEpoch: num(entry.M?.e) ?? 0,
     })),
+    frontier: num(item.frontier) ?? 0,
+    ledgerSince: num(item.ledgerSince) ?? null,
     fence: num(item.fence) ?? 0,
     lease: owner !== undefined && expiresAt !== undefined ? { owner, expiresAt } : null,
     updatedAt: str(item.updatedAt) ?? null,
@@ -190,11 +202,32 @@ function sameCursorAttrs(item: Record<string, AttributeValue> | undefined, curso
 }
 
 export class CheckpointStore {
+  /** The delivery ledger lives in the same table. */
+  readonly ledger: DeliveryLedger;
+
   constructor(
     private readonly client: DynamoDBClient,
     readonly tableName: string,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.ledger = new DeliveryLedger(client, tableName);
+  }
+
+  /**
+   * Sets where the ledger starts, once in a sync's life (an upgraded sync delivered calls before that
+   * the ledger never saw): nothing before it is ever reported missing.
+   */
+  startLedger(lease: Lease, since: number, options?: WriteOptions): Promise<void> {
+    return this.fencedUpdate(
+      lease,
+      'ledger start',
+      'SET ledgerSince = if_not_exists(ledgerSince, :ls)',
+      { ':ls': n(since) },
+      '',
+      (item) => str(item?.leaseOwner) === lease.owner,
+      options,
+    );
+  }
 
   private key(syncId: string, sk: string): Record<string, AttributeValue> {
     return { pk: s(pk(syncId)), sk: s(sk) };
@@ -416,7 +449,7 @@ export class CheckpointStore {
           UpdateExpression:
             'SET cursorEpoch = :e, cursorUid = :u, fence = if_not_exists(fence, :zero) + :one, ' +
             'pending = if_not_exists(pending, :none), parked = if_not_exists(parked, :none), ahead = :none, ' +
-            'syncId = :sid, updatedAt = :t REMOVE leaseOwner, leaseExpiresAt',
+            'frontier = :zero, ledgerSince = :e, syncId = :sid, updatedAt = :t REMOVE leaseOwner, leaseExpiresAt',
           ...(force ? {} : { ConditionExpression: LEASE_FREE }),
           ExpressionAttributeValues: {
             ':e': n(cursor.endEpoch),
@@ -455,6 +488,59 @@ export class CheckpointStore {
     if (letter.campaignId !== null) item.campaignId = s(letter.campaignId);
     if (letter.expiresAt !== null) item.expiresAt = n(letter.expiresAt);
     await this.send(new PutItemCommand({ TableName: this.tableName, Item: item }), options);
+  }
+
+  /** Queues a call reconcile found missing; idempotent. The next run delivers it and deletes this. */
+  async putRepair(
+    syncId: string,
+    call: { uniqueid: string; endEpoch: number },
+    expiresAt: number,
+  ): Promise<void> {
+    await this.send(
+      new PutItemCommand({
+        TableName: this.tableName,
+        Item: {
+          ...this.key(syncId, REPAIR_PREFIX + call.uniqueid),
+          uniqueid: s(call.uniqueid),
+          endEpoch: n(call.endEpoch),
+          queuedAt: s(new Date(this.now()).toISOString()),
+          expiresAt: n(expiresAt),
+        },
+      }),
+    );
+  }
+
+  async deleteRepair(syncId: string, uniqueid: string, options?: WriteOptions): Promise<void> {
+    await this.send(
+      new DeleteItemCommand({ TableName: this.tableName, Key: this.key(syncId, REPAIR_PREFIX + uniqueid) }),
+      options,
+    );
+  }
+
+  /** The calls queued for repair. */
+  async repairs(syncId: string, options?: WriteOptions): Promise<{ uniqueid: string; endEpoch: number }[]> {
+    const out: { uniqueid: string; endEpoch: number }[] = [];
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.send<{
+        Items?: Record<string, AttributeValue>[];
+        LastEvaluatedKey?: Record<string, AttributeValue>;
+      }>(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+          ExpressionAttributeValues: { ':pk': s(pk(syncId)), ':prefix': s(REPAIR_PREFIX) },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+        options,
+      );
+      for (const item of page.Items ?? []) {
+        out.push({ uniqueid: str(item.uniqueid) ?? '', endEpoch: num(item.endEpoch) ?? 0 });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return out;
   }
 
   async deleteDeadLetter(syncId: string, uniqueid: string): Promise<void> {

@@ -2,7 +2,7 @@ import type { ApiKeyProvider, DidOptimizerClient } from './api-client';
 import { CallDateScan } from './call-date-scan';
 import { CallDelivery, type DeliveryResult } from './call-delivery';
 import {
-  type AheadCall,
+  type CheckpointState,
   type CheckpointStore,
   type HeldState,
   type Lease,
@@ -10,6 +10,7 @@ import {
 } from './checkpoint-store';
 import { type Cursor, compareCursor, cursorAt, cursorOf, lagSeconds, sameCursor } from './cursor';
 import { HeldCalls, type RunFailure } from './held-calls';
+import type { LedgerEntry } from './ledger';
 import { describeError, type SyncLog } from './log';
 import { OutageBreaker } from './outage-breaker';
 import {
@@ -91,6 +92,8 @@ export interface RunSummary {
   readonly parkedNew: number;
   /** Parked calls delivered by this run. */
   readonly recovered: number;
+  /** Calls reconcile had queued as missing, delivered by this run. */
+  readonly repaired: number;
   /** Calls a previous run had delivered ahead of its checkpoint: skipped, not posted again. */
   readonly skippedAhead: number;
   readonly batches: number;
@@ -111,6 +114,7 @@ interface Counters {
   pendingResolved: number;
   parkedNew: number;
   recovered: number;
+  repaired: number;
   skippedAhead: number;
   batches: number;
   callsRead: number;
@@ -131,7 +135,7 @@ export async function runSync(deps: SyncDeps, options: RunOptions): Promise<RunS
   return new SyncRun(deps, options).run();
 }
 
-type Source = 'scan' | 'pending' | 'parked';
+type Source = 'scan' | 'pending' | 'parked' | 'repair';
 
 /** A fresh call that failed every attempt: parked once the API is seen to accept others. */
 interface Suspect {
@@ -139,6 +143,16 @@ interface Suspect {
   readonly endEpoch: number;
   readonly failure: RunFailure;
   readonly slot?: Slot;
+}
+
+interface PendingWrite {
+  readonly previous: Cursor;
+  readonly next: Cursor;
+  readonly held: HeldState;
+  /** Calls resolved-but-unwritten this write covers (the crash bound). */
+  readonly covers: number;
+  readonly ledger: LedgerEntry[];
+  readonly repairs: string[];
 }
 
 class SyncRun {
@@ -156,6 +170,7 @@ class SyncRun {
     pendingResolved: 0,
     parkedNew: 0,
     recovered: 0,
+    repaired: 0,
     skippedAhead: 0,
     batches: 0,
     callsRead: 0,
@@ -166,7 +181,15 @@ class SyncRun {
   private cursor: Cursor | undefined;
   private held!: HeldCalls;
   /** Calls a previous run delivered beyond its cursor. */
-  private ahead = new Map<string, number>();
+  /** Calls an earlier run resolved beyond its cursor (from the ledger): skipped, not posted again. */
+  private skip = new Set<string>();
+  /** Calls resolved since the last checkpoint write: recorded in the ledger before that write. */
+  private readonly resolvedSinceFlush = new Map<string, number>();
+  /** The latest end resolved beyond the cursor, as last written. */
+  private frontier = 0;
+  /** Repair items (calls reconcile found missing) this run resolved: deleted after the ledger write. */
+  private readonly repairsDone: string[] = [];
+  private readonly repairIds = new Set<string>();
   private window: ScanWindow | undefined;
   private suspects: Suspect[] = [];
   /** Parked calls that failed again in this run, with their last answer. */
@@ -271,7 +294,7 @@ class SyncRun {
       const state = await checkpoints.read(syncId);
       this.cursor = state?.cursor ?? initial;
       this.held = new HeldCalls(state?.pending ?? [], state?.parked ?? [], limits);
-      for (const a of state?.ahead ?? []) this.ahead.set(a.uniqueid, a.endEpoch);
+      if (state) await this.loadSkips(state);
     } else {
       const acquired = await checkpoints.acquire(syncId, this.options.owner, this.leaseMs, initial, {
         timeoutMs: this.control.timeLeft(),
@@ -289,8 +312,18 @@ class SyncRun {
       this.lease = acquired.lease;
       this.cursor = acquired.state.cursor;
       this.held = new HeldCalls(acquired.state.pending, acquired.state.parked, limits);
-      for (const a of acquired.state.ahead) this.ahead.set(a.uniqueid, a.endEpoch);
       this.lastWriteAt = this.now();
+      try {
+        if (acquired.state.ledgerSince === null) {
+          await checkpoints.startLedger(this.lease, acquired.state.cursor.endEpoch, {
+            timeoutMs: this.control.timeLeft(),
+          });
+        }
+        await this.loadSkips(acquired.state);
+      } catch (error) {
+        this.fail(error);
+        return this.finish('failed');
+      }
     }
     const lag = lagSeconds(this.cursor, this.dbNow);
     this.log('info', 'run_start', {
@@ -303,7 +336,7 @@ class SyncRun {
       lagSeconds: lag,
       pending: this.held.pendingCount,
       parked: this.held.parkedCount,
-      ahead: this.ahead.size,
+      skip: this.skip.size,
     });
     if (lag < 0) {
       this.log('warn', 'cursor_ahead', {
@@ -338,8 +371,17 @@ class SyncRun {
 
   /** Writes the last checkpoint together with the lease release, and logs the run's end. */
   private async finish(outcome: RunOutcome): Promise<RunSummary> {
-    const final = this.lease && this.control.reason !== 'lease_lost' ? this.pendingWrite() : undefined;
-    if (final) this.commit(final.next);
+    let final = this.lease && this.control.reason !== 'lease_lost' ? this.pendingWrite() : undefined;
+    if (final) {
+      try {
+        await this.recordLedger(final);
+        this.commit(final.next);
+      } catch (error) {
+        // Without the ledger entry the checkpoint must not move past those calls.
+        this.fail(error);
+        final = undefined;
+      }
+    }
     const summary = this.summary(
       outcome,
       this.control.reason,
@@ -366,6 +408,7 @@ class SyncRun {
         });
       if (released && final) {
         this.counters.checkpoints++;
+        await this.dropRepairs(final);
         this.logCheckpoint(final.next, final.held, true);
       }
       if (!released && this.control.reason !== 'lease_lost') this.log('warn', 'lease_release_refused', {});
@@ -412,6 +455,7 @@ class SyncRun {
       parked: this.held?.parkedCount ?? 0,
       parkedNew: this.counters.parkedNew,
       recovered: this.counters.recovered,
+      repaired: this.counters.repaired,
       skippedAhead: this.counters.skippedAhead,
       batches: this.counters.batches,
       callsRead: this.counters.callsRead,
@@ -429,11 +473,14 @@ class SyncRun {
   private async resolveHeld(): Promise<void> {
     const pending = this.held.pendingCalls();
     const parked = this.held.parkedCalls();
-    if (pending.length + parked.length === 0) return;
+    const repairs = this.dryRun
+      ? []
+      : await this.deps.checkpoints.repairs(this.s.syncId, { timeoutMs: this.control.timeLeft() });
+    if (pending.length + parked.length + repairs.length === 0) return;
     const cursor = this.cursor as Cursor;
     const rows = await this.database((o) =>
       this.deps.calls.readByUniqueid(
-        [...pending, ...parked].map((p) => p.uniqueid),
+        [...pending, ...parked, ...repairs].map((p) => p.uniqueid),
         cursor,
         o,
       ),
@@ -516,6 +563,19 @@ class SyncRun {
       }
       toSend.push({ row, source: 'parked' });
     }
+    for (const r of repairs) {
+      const row = this.heldRows.get(r.uniqueid);
+      this.repairIds.add(r.uniqueid);
+      if (!row || this.held.isPending(r.uniqueid) || this.held.isParked(r.uniqueid)) {
+        // Gone from vicidial_log, or followed by this sync already: nothing for the repair to do.
+        this.repairsDone.push(r.uniqueid);
+        this.log('info', 'repair_dropped', { uniqueid: r.uniqueid, reason: row ? 'held' : 'row gone' });
+        continue;
+      }
+      toSend.push({ row, source: 'repair' });
+    }
+    // Repairs first: they are the oldest calls.
+    toSend.sort((a, b) => (a.source === 'repair' ? 0 : 1) - (b.source === 'repair' ? 0 : 1));
     // Parked retries are not fresh calls: a run of them failing says nothing about an outage, but it is
     // no use spending the run's time on the rest.
     let parkedInRow = 0;
@@ -654,7 +714,7 @@ class SyncRun {
   /** Decides what a finished call read in order needs: a post, or nothing because it was handled. */
   private intake(window: ScanWindow, row: CallRow): void {
     if (compareCursor(cursorOf(row), this.cursor as Cursor) <= 0) return; // resolved before this run
-    if (this.ahead.has(row.uniqueid)) {
+    if (this.skip.has(row.uniqueid)) {
       this.counters.skippedAhead++;
       window.add(row, 'done');
       return;
@@ -720,6 +780,7 @@ class SyncRun {
     switch (result.kind) {
       case 'delivered':
         this.counters.delivered++;
+        this.resolvedSinceFlush.set(row.uniqueid, row.end_epoch);
         this.log('info', 'call_sent', {
           ...fields,
           httpStatus: result.status,
@@ -797,6 +858,10 @@ class SyncRun {
   /** Book-keeping after a call is delivered or dead-lettered. */
   private afterResolved(row: CallRow, source: Source, delivered: boolean): void {
     this.unwritten++;
+    if (source === 'repair') {
+      this.repairsDone.push(row.uniqueid);
+      if (delivered) this.counters.repaired++;
+    }
     if (source === 'pending' || this.held.isPending(row.uniqueid)) {
       this.held.release(row.uniqueid);
       this.counters.pendingResolved++;
@@ -859,6 +924,7 @@ class SyncRun {
       }
       this.dirty = true;
       this.counters.parkedNew++;
+      if (this.repairIds.has(suspect.uniqueid)) this.repairsDone.push(suspect.uniqueid);
       this.parkedFailures.set(suspect.uniqueid, suspect.failure);
       this.log('warn', 'call_parked', {
         uniqueid: suspect.uniqueid,
@@ -938,6 +1004,8 @@ class SyncRun {
       return false;
     }
     this.counters.deadLettered++;
+    const endEpoch = details.row?.end_epoch ?? details.endEpoch;
+    if (endEpoch) this.resolvedSinceFlush.set(uniqueid, endEpoch);
     this.log('warn', 'call_dead_lettered', fields);
     return true;
   }
@@ -946,34 +1014,68 @@ class SyncRun {
   // Checkpoints.
 
   /** What the next checkpoint write would store, or undefined when nothing changed. */
-  private pendingWrite(): { previous: Cursor; next: Cursor; held: HeldState; covers: number } | undefined {
+  private pendingWrite(): PendingWrite | undefined {
     const previous = this.cursor as Cursor;
     const covers = this.unwritten;
     const next = this.window?.prefixCursor() ?? previous;
+    let frontier = this.frontier > next.endEpoch ? this.frontier : 0;
+    for (const row of this.window?.resolvedBeyondPrefix() ?? []) frontier = Math.max(frontier, row.end_epoch);
     const aheadChanged = this.window?.takeAheadChanged() ?? false;
-    if (sameCursor(previous, next) && !this.dirty && !aheadChanged) return undefined;
+    if (
+      sameCursor(previous, next) &&
+      !this.dirty &&
+      !aheadChanged &&
+      this.resolvedSinceFlush.size === 0 &&
+      frontier === this.frontier
+    ) {
+      return undefined;
+    }
     this.dirty = false;
-    const ahead: AheadCall[] = [];
-    for (const [uniqueid, endEpoch] of this.ahead) {
-      if (compareCursor({ endEpoch, uniqueid }, next) > 0) ahead.push({ uniqueid, endEpoch });
-      else this.ahead.delete(uniqueid);
-    }
-    for (const row of this.window?.resolvedBeyondPrefix() ?? []) {
-      // Held calls are recorded as held; the rest were delivered or dead-lettered: skip them next time.
-      if (
-        !this.held.isPending(row.uniqueid) &&
-        !this.held.isParked(row.uniqueid) &&
-        !this.ahead.has(row.uniqueid)
-      ) {
-        ahead.push({ uniqueid: row.uniqueid, endEpoch: row.end_epoch });
-      }
-    }
+    const ledger = [...this.resolvedSinceFlush].map(([uniqueid, endEpoch]) => ({ uniqueid, endEpoch }));
+    this.resolvedSinceFlush.clear();
     return {
       previous,
       next,
-      held: { pending: this.held.pendingCalls(), parked: this.held.parkedCalls(), ahead },
+      held: { pending: this.held.pendingCalls(), parked: this.held.parkedCalls(), frontier },
       covers,
+      ledger,
+      repairs: this.repairsDone.splice(0),
     };
+  }
+
+  /** The ledger first: a crash after it and before the checkpoint repeats nothing it holds. */
+  private async recordLedger(write: PendingWrite): Promise<void> {
+    if (this.dryRun || write.ledger.length === 0) return;
+    await this.deps.checkpoints.ledger.record(this.s.syncId, write.ledger, {
+      ledgerDays: this.s.ledgerDays,
+      timeoutMs: Math.max(FINAL_WRITE_MS, this.control.timeLeft()),
+    });
+  }
+
+  /** Repair items go once the ledger holds their calls. */
+  private async dropRepairs(write: PendingWrite): Promise<void> {
+    if (this.dryRun) return;
+    for (const uniqueid of write.repairs) {
+      await this.deps.checkpoints
+        .deleteRepair(this.s.syncId, uniqueid, { timeoutMs: FINAL_WRITE_MS })
+        .catch((error) => this.log('warn', 'repair_delete_failed', { uniqueid, ...describeError(error) }));
+    }
+  }
+
+  /**
+   * What earlier runs resolved beyond their cursor, from the ledger (and the list older versions kept
+   * in the checkpoint item): the scan skips those calls.
+   */
+  private async loadSkips(state: CheckpointState): Promise<void> {
+    for (const a of state.ahead) this.skip.add(a.uniqueid);
+    this.frontier = state.frontier;
+    if (state.frontier < state.cursor.endEpoch) return;
+    const hours = await this.deps.checkpoints.ledger.load(
+      this.s.syncId,
+      state.cursor.endEpoch,
+      state.frontier + 1,
+    );
+    for (const set of hours.values()) for (const uid of set) this.skip.add(uid);
   }
 
   private commit(next: Cursor): void {
@@ -988,6 +1090,7 @@ class SyncRun {
       if (!write) return;
       if (!this.dryRun && this.lease) {
         try {
+          await this.recordLedger(write);
           await this.deps.checkpoints.advance(
             this.lease,
             write.previous,
@@ -1006,7 +1109,9 @@ class SyncRun {
         this.lastWriteAt = this.now();
       }
       this.commit(write.next);
+      this.frontier = write.held.frontier;
       this.unwritten -= write.covers;
+      await this.dropRepairs(write);
       this.logCheckpoint(write.next, write.held, false);
     });
     return this.writes;
@@ -1020,7 +1125,7 @@ class SyncRun {
       cursorTime: new Date(next.endEpoch * 1000).toISOString(),
       pending: held.pending.length,
       parked: held.parked.length,
-      ahead: held.ahead.length,
+      frontier: held.frontier,
       lagSeconds: lagSeconds(next, this.dbNow),
       final,
       dryRun: this.dryRun,

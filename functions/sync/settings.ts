@@ -35,6 +35,8 @@ export interface SyncSettings {
   /** Fresh calls failing in a row that mean the API is down: the run stops. */
   readonly failureStop: number;
   readonly deadLetterDays: number;
+  /** Ledger items (and repair items) expire after this many days (DynamoDB TTL). */
+  readonly ledgerDays: number;
   readonly leaseSeconds: number;
   readonly checkpointIntervalMs: number;
   /** Where a sync without a checkpoint starts; undefined means one hour before the first run. */
@@ -85,9 +87,10 @@ export const SETTING_DEFAULTS = {
   PARKED_MAX: '200',
   RETRY_MAX_RUNS: '3',
   DEAD_LETTER_DAYS: '30',
+  LEDGER_DAYS: '8',
   DB_QUERY_TIMEOUT_MS: '15000',
   LEASE_SECONDS: '150',
-  CHECKPOINT_INTERVAL_MS: '2000',
+  CHECKPOINT_INTERVAL_MS: '10000',
   API_TIMEOUT_MS: '10000',
   API_MAX_ATTEMPTS: '5',
 } as const;
@@ -263,6 +266,7 @@ export function parseSyncSettings(env: Env): SyncSettings {
     retryMaxRuns: intSetting(env, 'RETRY_MAX_RUNS', d.RETRY_MAX_RUNS, 1, 100),
     failureStop: intSetting(env, 'FAILURE_STOP', String(2 * concurrency), 1, 1000),
     deadLetterDays: intSetting(env, 'DEAD_LETTER_DAYS', d.DEAD_LETTER_DAYS, 1, 3650),
+    ledgerDays: intSetting(env, 'LEDGER_DAYS', d.LEDGER_DAYS, 1, 365),
     leaseSeconds,
     checkpointIntervalMs,
     startFrom: instantSetting(env, 'START_FROM'),

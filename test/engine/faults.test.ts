@@ -292,7 +292,7 @@ describe('conditional writes whose answer was lost', () => {
       if (!acquired.acquired) return;
       const next = { endEpoch: 1_700_000_100, uniqueid: '1700000100.1' };
       proxy.dropNextAnswer('UpdateItem');
-      await store.advance(acquired.lease, cursor, next, { pending: [], parked: [], ahead: [] }, 60_000);
+      await store.advance(acquired.lease, cursor, next, { pending: [], parked: [], frontier: 0 }, 60_000);
       expect(proxy.dropped).toBe(2);
       expect((await store.read('lossy'))?.cursor).toEqual(next);
       // A write that really was refused still says so.
@@ -301,7 +301,7 @@ describe('conditional writes whose answer was lost', () => {
           acquired.lease,
           cursor,
           { endEpoch: 1, uniqueid: '' },
-          { pending: [], parked: [], ahead: [] },
+          { pending: [], parked: [], frontier: 0 },
           60_000,
         ),
       ).rejects.toThrow(/lease on sync "lossy" was lost/);
