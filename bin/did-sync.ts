@@ -19,6 +19,7 @@ import {
   replayDeadLetters,
   resetCheckpoint,
 } from '../functions/sync/operations';
+import { type HourReport, type ReconcileReport, reconcile } from '../functions/sync/reconcile';
 import {
   type Env,
   parseApiSettings,
@@ -50,6 +51,9 @@ commands:
   dead-letters [--replay] [--json]                      list rejected calls, or post them again (takes the lease)
   check [--json]                                        try the database, its grant and time zone, the API key
                                                         and the checkpoint table; posts no call
+  reconcile --since <ISO|epoch> [--until <ISO|epoch>] [--repair] [--json]
+                                                        count, per hour, eligible calls the ledger has not seen;
+                                                        --repair queues them for the next run
 
 Settings come from the environment and ./.env (see README.md).`;
 
@@ -99,6 +103,9 @@ async function main(argv: string[]): Promise<number> {
       force: { type: 'boolean' },
       'without-database': { type: 'boolean' },
       replay: { type: 'boolean' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      repair: { type: 'boolean' },
     },
     strict: true,
   });
@@ -214,6 +221,50 @@ async function main(argv: string[]): Promise<number> {
             `${report.rePost !== null ? `; ${report.rePost} eligible call(s) after it will be posted again` : ''}\n`,
         );
         return 0;
+      }
+      case 'reconcile': {
+        const instant = (name: string, value: string | undefined) => {
+          if (value === undefined) return undefined;
+          const epoch = parseInstant(value);
+          if (epoch === undefined)
+            throw new UsageError(`--${name}: "${value}" is not epoch seconds or ISO-8601 with a zone`);
+          return epoch;
+        };
+        const since = instant('since', values.since);
+        if (since === undefined) throw new UsageError('reconcile needs --since <ISO-8601|epoch>');
+        const until = instant('until', values.until);
+        const db = database();
+        if (!db)
+          throw new SettingError(
+            'VICIDIAL_DB_HOST',
+            'reconcile reads vicidial_log: the database settings are required',
+          );
+        const report = await reconcile(
+          { settings, calls: db.calls, checkpoints: store, log },
+          { since, ...(until === undefined ? {} : { until }), repair: values.repair ?? false },
+        ).finally(() => db.close());
+        if (values.json) {
+          process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        } else {
+          const line = (label: string, h: HourReport | ReconcileReport) =>
+            `${label.padEnd(24)} eligible ${h.eligible}, delivered ${h.delivered}, dead-lettered ${h.deadLettered}, pending ${h.pending}, parked ${h.parked}, queued ${h.queued}, missing ${h.missing}`;
+          const lines = [
+            `sync ${report.syncId}: reconcile ${report.since} .. ${report.until}${report.repair ? ' (repair)' : ''}`,
+          ];
+          for (const h of report.hours) if (h.missing > 0) lines.push(`  ${line(h.hour, h)}`);
+          lines.push(`  ${line('total', report)}`);
+          if (report.missingUniqueids.length > 0)
+            lines.push(
+              `  missing: ${report.missingUniqueids.slice(0, 20).join(' ')}${report.missing > 20 ? ' ...' : ''}`,
+            );
+          if (report.notReached.length > 0)
+            lines.push(`  not reached before the deadline: ${report.notReached.join(', ')}`);
+          lines.push(`  ${report.rowsRead} rows read in ${(report.durationMs / 1000).toFixed(1)} s`);
+          if (report.repair && report.queued > 0)
+            lines.push('  queued calls go out with the next run (did-sync run delivers them now)');
+          process.stdout.write(`${lines.join('\n')}\n`);
+        }
+        return report.missing > 0 || report.notReached.length > 0 ? 1 : 0;
       }
       case 'run':
       case 'dead-letters': {

@@ -27,6 +27,15 @@ const manual = z.discriminatedUnion('action', [
   }),
   z.strictObject({ action: z.literal('dead-letters'), syncId, replay: z.optional(z.boolean()) }),
   z.strictObject({ action: z.literal('check'), syncId }),
+  // `hours`: the last N hours up to the cursor (the hourly schedule); or an explicit since/until.
+  z.strictObject({
+    action: z.literal('reconcile'),
+    syncId,
+    since: z.optional(instant),
+    until: z.optional(instant),
+    hours: z.optional(z.int().check(z.positive(), z.lte(24 * 31))),
+    repair: z.optional(z.boolean()),
+  }),
 ]);
 
 export type Invocation = { readonly action: 'scheduled'; readonly syncId: string } | z.infer<typeof manual>;
@@ -72,7 +81,7 @@ export function parseInvocation(event: unknown): Invocation {
   throw new InvalidInvocationError(
     describe(
       result.error,
-      'expected {"action":"sync"|"status"|"reset"|"dead-letters"|"check","syncId":"<id>", ...}',
+      'expected {"action":"sync"|"status"|"reset"|"dead-letters"|"check"|"reconcile","syncId":"<id>", ...}',
     ),
   );
 }

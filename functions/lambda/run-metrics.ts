@@ -108,3 +108,13 @@ export function recordRunMetrics(metrics: Metrics, summary: RunMetricsInput): vo
   metrics.addDimension('syncId', summary.syncId);
   for (const m of runMetrics(summary)) metrics.addMetric(m.name, m.unit, m.value);
 }
+
+/** A reconcile's findings: calls missing and queued for repair, under its syncId (not a run). */
+export function recordReconcileMetrics(
+  metrics: Metrics,
+  report: { syncId: string; missing: number; queued: number },
+): void {
+  metrics.addDimension('syncId', report.syncId);
+  metrics.addMetric('CallsMissing', MetricUnit.Count, report.missing);
+  metrics.addMetric('CallsQueued', MetricUnit.Count, report.queued);
+}

@@ -16,6 +16,7 @@ import {
   replayDeadLetters,
   resetCheckpoint,
 } from '../sync/operations';
+import { type ReconcileReport, reconcile } from '../sync/reconcile';
 import {
   type Env,
   parseConnectionSettings,
@@ -33,7 +34,7 @@ import {
   refusal,
 } from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
-import { recordRunMetrics } from './run-metrics';
+import { recordReconcileMetrics, recordRunMetrics } from './run-metrics';
 import { SecretCache } from './secret-cache';
 import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
 
@@ -171,6 +172,8 @@ export class SyncRuntime {
           this.log,
         );
       }
+      case 'reconcile':
+        return this.reconcile(invocation, context);
       case 'dead-letters': {
         if (invocation.replay) {
           const sync = await this.createSync(invocation.syncId);
@@ -184,6 +187,42 @@ export class SyncRuntime {
         return { syncId: invocation.syncId, total: letters.length, deadLetters: letters.slice(0, 200) };
       }
     }
+  }
+
+  private async reconcile(
+    invocation: Extract<Invocation, { action: 'reconcile' }>,
+    context: Pick<Context, 'getRemainingTimeInMillis'>,
+  ): Promise<ReconcileReport> {
+    const instant = (field: string, value: string | number | undefined): number | undefined => {
+      if (value === undefined) return undefined;
+      const epoch = typeof value === 'number' ? value : parseInstant(value);
+      if (epoch === undefined) {
+        throw new InvalidInvocationError(
+          `invalid invocation: ${field}: "${value}" is not epoch seconds or ISO-8601 with a zone`,
+        );
+      }
+      return epoch;
+    };
+    let since = instant('since', invocation.since);
+    const until = instant('until', invocation.until);
+    if (since === undefined) {
+      if (invocation.hours === undefined) {
+        throw new InvalidInvocationError(
+          'invalid invocation: since: give "since" (or "hours" before the cursor)',
+        );
+      }
+      const state = await this.store.read(invocation.syncId);
+      since = (until ?? state?.cursor.endEpoch ?? Math.floor(Date.now() / 1000)) - invocation.hours * 3600;
+    }
+    const sync = await this.createSync(invocation.syncId);
+    const report = await reconcile(sync, {
+      since,
+      ...(until === undefined ? {} : { until }),
+      repair: invocation.repair ?? false,
+      deadline: deadlineOf(context),
+    });
+    if (this.deps.metrics) recordReconcileMetrics(this.deps.metrics, report);
+    return report;
   }
 
   private async sync(

@@ -1063,19 +1063,16 @@ class SyncRun {
   }
 
   /**
-   * What earlier runs resolved beyond their cursor, from the ledger (and the list older versions kept
-   * in the checkpoint item): the scan skips those calls.
+   * What earlier runs resolved beyond the cursor, from the ledger (and the list older versions kept in
+   * the checkpoint item): the scan skips those calls.
    */
   private async loadSkips(state: CheckpointState): Promise<void> {
     for (const a of state.ahead) this.skip.add(a.uniqueid);
     this.frontier = state.frontier;
-    if (state.frontier < state.cursor.endEpoch) return;
-    const hours = await this.deps.checkpoints.ledger.load(
-      this.s.syncId,
-      state.cursor.endEpoch,
-      state.frontier + 1,
-    );
-    for (const set of hours.values()) for (const uid of set) this.skip.add(uid);
+    // Whatever an earlier run recorded beyond this cursor, even if it died before writing its checkpoint.
+    for (const uid of await this.deps.checkpoints.ledger.loadAfter(this.s.syncId, state.cursor.endEpoch)) {
+      this.skip.add(uid);
+    }
   }
 
   private commit(next: Cursor): void {

@@ -1,6 +1,7 @@
 import {
   type AttributeValue,
   type DynamoDBClient,
+  GetItemCommand,
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -177,6 +178,50 @@ export class DeliveryLedger {
           if (set) for (const uid of attr.SS) set.add(uid);
         }
       }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  /**
+   * Every uniqueid recorded for a call ending at or after `fromEpoch` (minute precision): what earlier
+   * runs resolved beyond a cursor, whatever they wrote or failed to write afterwards. Reads the cursor's
+   * hour item and every item after it; in a caught-up sync, one or two items.
+   */
+  async loadAfter(syncId: string, fromEpoch: number): Promise<Set<string>> {
+    const out = new Set<string>();
+    const fromMinute = minuteOf(fromEpoch);
+    const take = (item: Record<string, AttributeValue> | undefined) => {
+      for (const [name, attr] of Object.entries(item ?? {})) {
+        if (!/^m\d+$/.test(name) || !attr.SS || Number(name.slice(1)) < fromMinute) continue;
+        for (const uid of attr.SS) out.add(uid);
+      }
+    };
+    const hour = hourOf(fromEpoch);
+    const first = await this.client.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: { pk: this.pk(syncId), sk: s(`${PREFIX}${hour}`) },
+        ConsistentRead: true,
+      }),
+    );
+    take(first.Item);
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: {
+            ':pk': this.pk(syncId),
+            ':from': s(`${PREFIX}${hour}#${fromMinute}`),
+            ':to': s(`${PREFIX}~`),
+          },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      );
+      for (const item of page.Items ?? []) take(item);
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return out;

@@ -1,0 +1,225 @@
+import { CallDateScan } from './call-date-scan';
+import type { CheckpointStore } from './checkpoint-store';
+import { cursorAt } from './cursor';
+import { hourOf } from './ledger';
+import type { SyncLog } from './log';
+import { type CallRow, isEligible } from './payload';
+import { RunControl } from './run-control';
+import type { SyncSettings } from './settings';
+import type { VicidialLog } from './vicidial-log';
+
+/**
+ * Proves, hour by hour, that every eligible call reached the API, and repairs what did not: a keyset
+ * cursor cannot see a row that became visible behind it (a clock that lags, an UPDATE held by a table
+ * lock, a status filled in late, a lagging replica). For each hour of end_epoch in the range it counts
+ * the eligible calls in vicidial_log (the sync's own filters) and looks each one up in the delivery
+ * ledger, the dead letters, the pending and parked calls and the repair queue; a call in none of them is
+ * **missing**. With `repair`, each missing call is queued (an idempotent put) and the next run delivers
+ * it through the ordinary path. Read-only otherwise, and it takes no lease: a run is never skipped for it.
+ *
+ * It reads the call_date index in order once over the range (from RECONCILE_MARGIN_SECONDS before it,
+ * for calls written complete at their end), so rows read per hour reconciled are about the rows of that
+ * hour. It stops before its deadline and names the hours it did not reach: never a false total.
+ */
+
+/** Calls written complete at their end that lasted up to this long are found by reconcile. */
+export const RECONCILE_MARGIN_SECONDS = 2 * 3600;
+const MISSING_LISTED = 100;
+
+export interface HourReport {
+  readonly hour: string;
+  readonly eligible: number;
+  readonly delivered: number;
+  readonly deadLettered: number;
+  readonly pending: number;
+  readonly parked: number;
+  readonly queued: number;
+  readonly missing: number;
+}
+
+export interface ReconcileReport {
+  readonly syncId: string;
+  readonly since: string;
+  readonly until: string;
+  /** The ledger's start: nothing before it is reported. */
+  readonly ledgerSince: string | null;
+  readonly eligible: number;
+  readonly delivered: number;
+  readonly deadLettered: number;
+  readonly pending: number;
+  readonly parked: number;
+  /** Missing calls in the repair queue (queued by this reconcile or an earlier one). */
+  readonly queued: number;
+  readonly missing: number;
+  readonly missingUniqueids: readonly string[];
+  readonly hours: readonly HourReport[];
+  /** Hours of the range not reconciled before the deadline. */
+  readonly notReached: readonly string[];
+  readonly rowsRead: number;
+  readonly repair: boolean;
+  readonly durationMs: number;
+}
+
+export interface ReconcileDeps {
+  readonly settings: SyncSettings;
+  readonly calls: VicidialLog;
+  readonly checkpoints: CheckpointStore;
+  readonly log: SyncLog;
+}
+
+export interface ReconcileOptions {
+  /** Epoch seconds; clipped to the ledger's start. */
+  readonly since: number;
+  /** Epoch seconds, exclusive; default and at most the sync's cursor. */
+  readonly until?: number;
+  readonly repair: boolean;
+  /** Epoch ms by which it has ended. */
+  readonly deadline?: number;
+}
+
+const iso = (epoch: number) => new Date(epoch * 1000).toISOString();
+
+interface Bucket {
+  hour: number;
+  rows: CallRow[];
+}
+
+export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions): Promise<ReconcileReport> {
+  const started = Date.now();
+  const { syncId } = deps.settings;
+  const control = new RunControl(options.deadline);
+  const state = await deps.checkpoints.read(syncId);
+  if (!state) throw new Error(`sync "${syncId}" has no checkpoint yet: nothing to reconcile`);
+  const ledgerSince = state.ledgerSince;
+  const until = Math.min(options.until ?? state.cursor.endEpoch, state.cursor.endEpoch);
+  const since = Math.max(options.since, ledgerSince ?? state.cursor.endEpoch);
+  const held = {
+    pending: new Set(state.pending.map((p) => p.uniqueid)),
+    parked: new Set(state.parked.map((p) => p.uniqueid)),
+  };
+  const [deadLetters, queuedBefore] = await Promise.all([
+    (async () => {
+      const out = new Set<string>();
+      for await (const l of deps.checkpoints.deadLetters(syncId)) out.add(l.uniqueid);
+      return out;
+    })(),
+    deps.checkpoints.repairs(syncId).then((r) => new Set(r.map((x) => x.uniqueid))),
+  ]);
+
+  const hours: HourReport[] = [];
+  const notReached: string[] = [];
+  const missingUniqueids: string[] = [];
+  let rowsRead = 0;
+  const totals = { eligible: 0, delivered: 0, deadLettered: 0, pending: 0, parked: 0, queued: 0, missing: 0 };
+
+  const settle = async (bucket: Bucket) => {
+    const hourEnd = bucket.hour + 3600;
+    const ledger =
+      (await deps.checkpoints.ledger.load(syncId, bucket.hour, hourEnd)).get(bucket.hour) ?? new Set();
+    const report = {
+      eligible: 0,
+      delivered: 0,
+      deadLettered: 0,
+      pending: 0,
+      parked: 0,
+      queued: 0,
+      missing: 0,
+    };
+    for (const row of bucket.rows) {
+      report.eligible++;
+      const uid = row.uniqueid;
+      if (deadLetters.has(uid)) report.deadLettered++;
+      else if (ledger.has(uid)) report.delivered++;
+      else if (held.pending.has(uid)) report.pending++;
+      else if (held.parked.has(uid)) report.parked++;
+      else if (queuedBefore.has(uid)) report.queued++;
+      else {
+        report.missing++;
+        if (missingUniqueids.length < MISSING_LISTED) missingUniqueids.push(uid);
+        deps.log.log('warn', 'call_missing', {
+          syncId,
+          uniqueid: uid,
+          hour: iso(bucket.hour),
+          endEpoch: row.end_epoch,
+          campaignId: row.campaign_id,
+          behindCursorSeconds: state.cursor.endEpoch - row.end_epoch,
+          repair: options.repair,
+        });
+        if (options.repair) {
+          await deps.checkpoints.putRepair(
+            syncId,
+            { uniqueid: uid, endEpoch: row.end_epoch },
+            Math.floor(Date.now() / 1000) + deps.settings.ledgerDays * 86_400,
+          );
+          report.queued++;
+        }
+      }
+    }
+    for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += report[k];
+    hours.push({ hour: iso(bucket.hour), ...report });
+  };
+
+  const buckets = new Map<number, Bucket>();
+  for (let hour = hourOf(since); hour < until; hour += 3600) buckets.set(hour, { hour, rows: [] });
+  let next = hourOf(since);
+  if (since < until) {
+    const filters = deps.settings;
+    const scan = new CallDateScan(
+      deps.calls,
+      cursorAt(since),
+      {
+        lookbackSeconds: RECONCILE_MARGIN_SECONDS,
+        chunkRows: 2000,
+        take: (row) =>
+          row.end_epoch >= since &&
+          row.end_epoch < until &&
+          isEligible(row, filters.transientStatuses, filters.minDurationSeconds),
+      },
+      await deps.calls.offsetChanges(since - RECONCILE_MARGIN_SECONDS - 3600, since + 3600),
+    );
+    for (;;) {
+      if (!control.mayStart(2_000)) break;
+      const chunk = await scan.next(until, { timeoutMs: control.timeLeft() });
+      rowsRead += chunk.read;
+      for (const row of chunk.released) buckets.get(hourOf(row.end_epoch))?.rows.push(row);
+      // An hour is complete once the scan has passed its last second.
+      while (next < until && Math.min(next + 3600, until) - 1 <= chunk.through) {
+        const bucket = buckets.get(next) as Bucket;
+        buckets.delete(next);
+        await settle(bucket);
+        next += 3600;
+      }
+      if (chunk.caughtUp || next >= until) break;
+    }
+  }
+  for (const bucket of buckets.values()) notReached.push(iso(bucket.hour));
+  const report: ReconcileReport = {
+    syncId,
+    since: iso(since),
+    until: iso(until),
+    ledgerSince: ledgerSince === null ? null : iso(ledgerSince),
+    ...totals,
+    missingUniqueids,
+    hours,
+    notReached,
+    rowsRead,
+    repair: options.repair,
+    durationMs: Date.now() - started,
+  };
+  deps.log.log(totals.missing > 0 || notReached.length > 0 ? 'warn' : 'info', 'reconcile_end', {
+    syncId,
+    since: report.since,
+    until: report.until,
+    eligible: totals.eligible,
+    delivered: totals.delivered,
+    deadLettered: totals.deadLettered,
+    pending: totals.pending,
+    parked: totals.parked,
+    queued: totals.queued,
+    missing: totals.missing,
+    notReached: notReached.length,
+    rowsRead,
+    durationMs: report.durationMs,
+  });
+  return report;
+}
