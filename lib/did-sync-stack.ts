@@ -118,7 +118,11 @@ export class DidSyncStack extends Stack {
     const notify = new AlarmTopic(this, 'Alarms', { email: s.alarmEmail });
     if (enabled.length > 0) {
       const schedules = new SyncSchedules(this, 'Schedules', {
-        syncs: enabled.map((sync) => ({ sync, function: functionOf(sync.id).function })),
+        syncs: enabled.map((sync) => ({
+          sync,
+          function: functionOf(sync.id).function,
+          reconcileHours: sync.reconcileHours ?? s.reconcileHours,
+        })),
       });
       new ScheduleAlarms(this, 'ScheduleAlarms', { notify, group: schedules.group });
       new CfnOutput(this, 'ScheduleGroupName', {

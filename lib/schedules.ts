@@ -12,6 +12,8 @@ export interface ScheduledSync {
   readonly sync: SyncConfig;
   /** The function that runs it. */
   readonly function: lambda.IFunction;
+  /** Hours the hourly reconcile covers up to the cursor; 0: no reconcile schedule. */
+  readonly reconcileHours: number;
 }
 
 export interface SyncSchedulesProps {
@@ -45,7 +47,7 @@ export class SyncSchedules extends Construct {
 
     this.group = new scheduler.ScheduleGroup(this, 'Group', {});
 
-    for (const { sync, function: fn } of props.syncs) {
+    for (const { sync, function: fn, reconcileHours } of props.syncs) {
       const role = new iam.Role(this, `Role-${sync.id}`, {
         assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
           conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
@@ -65,6 +67,27 @@ export class SyncSchedules extends Construct {
           deadLetterQueue: this.deadLetterQueue,
         }),
       });
+      if (reconcileHours > 0) {
+        // The safety net: every hour, the last hours up to the cursor are checked against the ledger,
+        // and calls found missing are queued for the next run.
+        new scheduler.Schedule(this, `Reconcile-${sync.id}`, {
+          description: `did-sync ${sync.id}: reconcile the last ${reconcileHours} h and repair`,
+          scheduleGroup: this.group,
+          schedule: scheduler.ScheduleExpression.expression('rate(1 hour)'),
+          target: new targets.LambdaInvoke(fn, {
+            role,
+            input: scheduler.ScheduleTargetInput.fromObject({
+              action: 'reconcile',
+              syncId: sync.id,
+              hours: reconcileHours,
+              repair: true,
+            }),
+            retryAttempts: 0,
+            maxEventAge: Duration.minutes(5),
+            deadLetterQueue: this.deadLetterQueue,
+          }),
+        });
+      }
       NagSuppressions.addResourceSuppressions(
         role,
         [

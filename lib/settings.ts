@@ -79,6 +79,8 @@ const syncSchema = z
     concurrency: z.number().int().min(1).max(64).optional(),
     enabled: z.boolean().default(true),
     alarms: alarmThresholds.optional(),
+    /** Hours reconciled by the hourly safety net, up to the cursor (stack-wide `reconcileHours` otherwise). */
+    reconcileHours: z.number().int().min(0).max(168).optional(),
   })
   .strict();
 
@@ -148,6 +150,8 @@ export const stackSettingsSchema = z
       .optional(),
     deadLetterDays: z.number().int().min(1).max(3650).default(30),
     ledgerDays: z.number().int().min(1).max(3650).default(8),
+    /** The hourly reconcile (with repair) over this many hours up to the cursor; 0 turns it off. */
+    reconcileHours: z.number().int().min(0).max(168).default(6),
     apiAllowInsecure: z.boolean().default(false),
     sourceMaps: z.boolean().default(false),
   })

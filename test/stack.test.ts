@@ -146,7 +146,24 @@ describe('the stack from the checked-in cdk.json', () => {
   it('schedules each enabled sync in its own group, with its own payload, role and a dead-letter queue', () => {
     const [groupId, group] = only(s.json, 'AWS::Scheduler::ScheduleGroup');
     const [queueId, queue] = only(s.json, 'AWS::SQS::Queue');
-    const [, schedule] = only(s.json, 'AWS::Scheduler::Schedule');
+    const schedules = resources(s.json, 'AWS::Scheduler::Schedule');
+    expect(schedules).toHaveLength(2);
+    const [, schedule] = schedules.find(([, x]) => x.Properties.ScheduleExpression === 'rate(1 minute)') as [
+      string,
+      Json,
+    ];
+    // The hourly safety net: the last 6 hours up to the cursor, reconciled and repaired.
+    const [, hourly] = schedules.find(([, x]) => x.Properties.ScheduleExpression === 'rate(1 hour)') as [
+      string,
+      Json,
+    ];
+    expect(JSON.parse(hourly.Properties.Target.Input)).toEqual({
+      action: 'reconcile',
+      syncId: 'main',
+      hours: 6,
+      repair: true,
+    });
+    expect(hourly.Properties.GroupName).toEqual(group.Properties.Name);
     expect(groupId).toMatch(/^SchedulesGroup/);
     expect(schedule.Properties).toMatchObject({
       ScheduleExpression: 'rate(1 minute)',
@@ -688,8 +705,11 @@ describe('variants', () => {
         .map((p) => p.PolicyDocument.Statement.find((x: Json) => x.Sid === 'ReadOwnSecrets').Resource);
       expect(reads).toEqual(settings.syncs.map((sync) => [settings.dbSecretArn, sync.apiSecretArn]));
       // The schedule of "main" invokes main's function; the disabled sync has none.
-      const [, schedule] = only(json, 'AWS::Scheduler::Schedule');
-      expect(schedule.Properties.Target.Arn).toEqual({ 'Fn::GetAtt': [bySync.get('main'), 'Arn'] });
+      const schedules = resources(json, 'AWS::Scheduler::Schedule');
+      expect(schedules).toHaveLength(2);
+      for (const [, schedule] of schedules) {
+        expect(schedule.Properties.Target.Arn).toEqual({ 'Fn::GetAtt': [bySync.get('main'), 'Arn'] });
+      }
       const names = resources(json, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties.AlarmName);
       expect(names).toEqual(
         expect.arrayContaining(['DidSync-main-Errors', 'DidSync-tenant2-retention-Errors']),
