@@ -15,6 +15,13 @@ export interface ReceivedCall {
   at: number;
 }
 
+export interface Exchange {
+  uniqueid: string | null;
+  startedAt: number;
+  endedAt: number;
+  status: number;
+}
+
 export type Fault =
   | { status: number; body?: string; retryAfter?: string; headers?: Record<string, string> }
   | { hang: true }
@@ -50,6 +57,10 @@ export interface FakeDidApi {
   readonly stored: Map<string, Record<string, unknown>>;
   /** Every request received, whatever the answer. */
   requestCount: number;
+  /** TCP connections accepted: a pooled keep-alive client opens few. */
+  readonly connections: number;
+  /** Every exchange: when it came, when it was answered (or dropped), and its call. */
+  readonly exchanges: readonly Exchange[];
   /** Method, path and headers of every request received. */
   readonly requests: ReceivedRequest[];
   /** Highest number of requests being handled at once. */
@@ -89,6 +100,8 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
   let calls: ReceivedCall[] = [];
   let stored = new Map<string, Record<string, unknown>>();
   let requestCount = 0;
+  let connections = 0;
+  let exchanges: Exchange[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
   let duplicates = 0;
@@ -199,6 +212,12 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
 
   const server = createServer((req, res) => {
     requestCount++;
+    const exchange: Exchange = { uniqueid: null, startedAt: Date.now(), endedAt: 0, status: 0 };
+    exchanges.push(exchange);
+    res.once('close', () => {
+      exchange.endedAt = Date.now();
+      exchange.status = res.statusCode;
+    });
     requests.push({
       method: req.method ?? '',
       path: (req.url ?? '').split('?')[0] ?? '',
@@ -215,11 +234,16 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     req.on('data', (c: Buffer) => chunks.push(c));
     // Decode once after the last chunk: a multi-byte character may straddle two chunks.
     req.on('end', () => {
-      handle(req, res, Buffer.concat(chunks).toString('utf8')).catch((error: unknown) =>
+      const raw = Buffer.concat(chunks).toString('utf8');
+      exchange.uniqueid = /"uniqueid":"([^"]*)"/.exec(raw)?.[1] ?? null;
+      handle(req, res, raw).catch((error: unknown) =>
         send(res, 500, { success: false, error: String(error) }),
       );
     });
     req.on('error', () => undefined);
+  });
+  server.on('connection', () => {
+    connections++;
   });
   // Longer than the client's idle timeout, so the client, not the server, retires an idle socket and
   // a request never lands on a socket the server is closing.
@@ -246,6 +270,12 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     },
     get stored() {
       return stored;
+    },
+    get connections() {
+      return connections;
+    },
+    get exchanges() {
+      return exchanges;
     },
     get requestCount() {
       return requestCount;
@@ -284,6 +314,8 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
       calls = [];
       stored = new Map();
       requestCount = 0;
+      connections = 0;
+      exchanges = [];
       requests = [];
       redirect = null;
       // Requests still being answered remain in flight; the peak restarts from them.
