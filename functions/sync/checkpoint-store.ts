@@ -520,26 +520,11 @@ export class CheckpointStore {
   /** The calls queued for repair. */
   async repairs(syncId: string, options?: WriteOptions): Promise<{ uniqueid: string; endEpoch: number }[]> {
     const out: { uniqueid: string; endEpoch: number }[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.send<{
-        Items?: Record<string, AttributeValue>[];
-        LastEvaluatedKey?: Record<string, AttributeValue>;
-      }>(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': s(pk(syncId)), ':prefix': s(REPAIR_PREFIX) },
-          ExclusiveStartKey: startKey,
-          ConsistentRead: true,
-        }),
-        options,
-      );
+    for await (const page of this.pages(syncId, REPAIR_PREFIX, undefined, options)) {
       for (const item of page.Items ?? []) {
         out.push({ uniqueid: str(item.uniqueid) ?? '', endEpoch: num(item.endEpoch) ?? 0 });
       }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    }
     return out;
   }
 
@@ -552,8 +537,8 @@ export class CheckpointStore {
     );
   }
 
-  /** The sync's dead-letter items, a query page at a time (a page holds at most 1 MB). */
-  private async *deadLetterPages(syncId: string, select?: 'COUNT') {
+  /** The sync's items under a key prefix, a query page at a time (a page holds at most 1 MB). */
+  private async *pages(syncId: string, prefix: string, select?: 'COUNT', options?: WriteOptions) {
     let startKey: Record<string, AttributeValue> | undefined;
     do {
       const out = await this.send<{
@@ -564,11 +549,12 @@ export class CheckpointStore {
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': s(pk(syncId)), ':prefix': s(DEAD_LETTER_PREFIX) },
+          ExpressionAttributeValues: { ':pk': s(pk(syncId)), ':prefix': s(prefix) },
           ExclusiveStartKey: startKey,
           ConsistentRead: true,
           ...(select ? { Select: select } : {}),
         }),
+        options,
       );
       yield out;
       startKey = out.LastEvaluatedKey;
@@ -576,7 +562,7 @@ export class CheckpointStore {
   }
 
   async *deadLetters(syncId: string): AsyncGenerator<DeadLetter> {
-    for await (const page of this.deadLetterPages(syncId)) {
+    for await (const page of this.pages(syncId, DEAD_LETTER_PREFIX)) {
       for (const item of page.Items ?? []) {
         yield {
           syncId,
@@ -597,7 +583,7 @@ export class CheckpointStore {
 
   async countDeadLetters(syncId: string): Promise<number> {
     let count = 0;
-    for await (const page of this.deadLetterPages(syncId, 'COUNT')) count += page.Count ?? 0;
+    for await (const page of this.pages(syncId, DEAD_LETTER_PREFIX, 'COUNT')) count += page.Count ?? 0;
     return count;
   }
 

@@ -153,33 +153,20 @@ export class DeliveryLedger {
     const out = new Map<number, Set<string>>();
     for (let hour = hourOf(fromEpoch); hour < toEpoch; hour += 3600) out.set(hour, new Set());
     if (out.size === 0) return out;
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-          ExpressionAttributeValues: {
-            ':pk': this.pk(syncId),
-            ':from': s(`${PREFIX}${hourOf(fromEpoch)}`),
-            // '~' sorts after '#' and the digits: the last hour's spill items are included.
-            ':to': s(`${PREFIX}${hourOf(toEpoch - 1)}~`),
-          },
-          ExclusiveStartKey: startKey,
-          ConsistentRead: true,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        for (const [name, attr] of Object.entries(item)) {
-          if (!/^m\d+$/.test(name) || !attr.SS) continue;
-          const minute = Number(name.slice(1));
-          if (minute + 60 <= fromEpoch || minute >= toEpoch) continue;
-          const set = out.get(hourOf(minute));
-          if (set) for (const uid of attr.SS) set.add(uid);
-        }
+    // '~' sorts after '#' and the digits: the last hour's spill items are included.
+    for await (const item of this.items(
+      syncId,
+      `${PREFIX}${hourOf(fromEpoch)}`,
+      `${PREFIX}${hourOf(toEpoch - 1)}~`,
+    )) {
+      for (const [name, attr] of Object.entries(item)) {
+        if (!/^m\d+$/.test(name) || !attr.SS) continue;
+        const minute = Number(name.slice(1));
+        if (minute + 60 <= fromEpoch || minute >= toEpoch) continue;
+        const set = out.get(hourOf(minute));
+        if (set) for (const uid of attr.SS) set.add(uid);
       }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    }
     return out;
   }
 
@@ -206,24 +193,29 @@ export class DeliveryLedger {
       }),
     );
     take(first.Item);
+    for await (const item of this.items(syncId, `${PREFIX}${hour}#${fromMinute}`, `${PREFIX}~`)) take(item);
+    return out;
+  }
+
+  /** The sync's ledger items with keys between `from` and `to`, a query page at a time. */
+  private async *items(
+    syncId: string,
+    from: string,
+    to: string,
+  ): AsyncGenerator<Record<string, AttributeValue>> {
     let startKey: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-          ExpressionAttributeValues: {
-            ':pk': this.pk(syncId),
-            ':from': s(`${PREFIX}${hour}#${fromMinute}`),
-            ':to': s(`${PREFIX}~`),
-          },
+          ExpressionAttributeValues: { ':pk': this.pk(syncId), ':from': s(from), ':to': s(to) },
           ExclusiveStartKey: startKey,
           ConsistentRead: true,
         }),
       );
-      for (const item of page.Items ?? []) take(item);
+      yield* page.Items ?? [];
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return out;
   }
 }

@@ -1,8 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createDynamoClient } from '../../functions/sync/wiring';
 import { insertCalls, makeCall } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
 
@@ -116,16 +114,7 @@ describe('crash between posting and checkpointing', () => {
     expect(exposed).toBeLessThanOrEqual(200);
 
     // The crashed run's lease runs out; simulate the time passing instead of waiting LEASE_SECONDS.
-    const client = createDynamoClient({ table: h.table, region: 'us-east-1', endpoint: h.dynamo.endpoint });
-    await client.send(
-      new UpdateItemCommand({
-        TableName: h.table,
-        Key: { pk: { S: 'sync#crash' }, sk: { S: 'checkpoint' } },
-        UpdateExpression: 'SET leaseExpiresAt = :past',
-        ExpressionAttributeValues: { ':past': { N: String(Date.now() - 1) } },
-      }),
-    );
-    client.destroy();
+    await h.expireLease('crash');
 
     const { summary } = await h.run(env);
     expect(summary.outcome).toBe('completed');

@@ -215,16 +215,7 @@ describe('a crash between the ledger write and the checkpoint write', () => {
       const postedBefore = new Set(h.api.calls.map((c) => c.uniqueid));
       expect(postedBefore.size).toBeGreaterThan(0);
       // Its lease runs out; the next run starts from the old checkpoint.
-      const plain = createDynamoClient({ table: h.table, region: 'us-east-1', endpoint: h.dynamo.endpoint });
-      await plain.send(
-        new UpdateItemCommand({
-          TableName: h.table,
-          Key: { pk: { S: 'sync#ledger-crash' }, sk: { S: 'checkpoint' } },
-          UpdateExpression: 'SET leaseExpiresAt = :past',
-          ExpressionAttributeValues: { ':past': { N: String(Date.now() - 1) } },
-        }),
-      );
-      plain.destroy();
+      await h.expireLease('ledger-crash');
       const recorded = await h.store.ledger.loadAfter('ledger-crash', now - 1000);
       const { summary } = await h.run(env);
       expect(summary.outcome).toBe('completed');

@@ -1,9 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { replayDeadLetters } from '../../functions/sync/operations';
-import { createDynamoClient } from '../../functions/sync/wiring';
 import { insertCalls, makeCall, setStatus } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
 
@@ -20,19 +18,6 @@ afterEach(async () => {
   await h.db.query('TRUNCATE vicidial_log');
   h.api.reset();
 });
-
-async function expireLease(syncId: string) {
-  const client = createDynamoClient({ table: h.table, region: 'us-east-1', endpoint: h.dynamo.endpoint });
-  await client.send(
-    new UpdateItemCommand({
-      TableName: h.table,
-      Key: { pk: { S: `sync#${syncId}` }, sk: { S: 'checkpoint' } },
-      UpdateExpression: 'SET leaseExpiresAt = :past',
-      ExpressionAttributeValues: { ':past': { N: String(Date.now() - 1) } },
-    }),
-  );
-  client.destroy();
-}
 
 function postedTwice(): string[] {
   const seen = new Set<string>();
@@ -66,7 +51,7 @@ describe('a run that stalls past its lease', () => {
     // The first run freezes (a frozen container, a long GC pause) and its lease runs out.
     child.kill('SIGSTOP');
     await new Promise((r) => setTimeout(r, 300));
-    await expireLease('stalled');
+    await h.expireLease('stalled');
     const state = await h.store.read('stalled');
     const ahead = new Set(state?.ahead.map((a) => a.uniqueid));
     const takeover = await h.run(env, { owner: 'second' });
@@ -129,7 +114,7 @@ describe('a crash while pending calls are resolved', () => {
     const state = await h.store.read('crash-pending');
     // Still pending in the checkpoint but already posted: the only calls the next run may repeat.
     const exposed = (state?.pending ?? []).filter((p) => posted.has(p.uniqueid)).length;
-    await expireLease('crash-pending');
+    await h.expireLease('crash-pending');
     const { summary } = await h.run(env);
     expect(summary.outcome).toBe('completed');
     expect(h.api.stored.size).toBe(600);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import { type ApiKeyProvider, staticApiKey } from '../../functions/sync/api-client';
 import { CheckpointStore } from '../../functions/sync/checkpoint-store';
@@ -44,6 +45,8 @@ export interface Harness {
     },
   ): Promise<{ summary: RunSummary; log: MemorySyncLog }>;
   dbNow(): Promise<number>;
+  /** A run's lease runs out (it crashed or froze), without waiting LEASE_SECONDS. */
+  expireLease(syncId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -111,6 +114,16 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
         { owner: options.owner ?? `test-${randomBytes(3).toString('hex')}`, ...options },
       );
       return { summary, log };
+    },
+    async expireLease(syncId) {
+      await client.send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { pk: { S: `sync#${syncId}` }, sk: { S: 'checkpoint' } },
+          UpdateExpression: 'SET leaseExpiresAt = :past',
+          ExpressionAttributeValues: { ':past': { N: String(Date.now() - 1) } },
+        }),
+      );
     },
     async dbNow() {
       const [rows] = await db.query('SELECT UNIX_TIMESTAMP() AS now');
