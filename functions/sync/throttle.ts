@@ -3,10 +3,13 @@ import { type RunControl, sleep } from './run-control';
 /**
  * Politeness towards the API, shared by every worker of a run:
  * - a 429 pauses **all** workers until its Retry-After (the limit is per client IP, so one worker's
- *   answer is everyone's), and
+ *   answer is everyone's);
  * - the number of requests in flight adapts: it halves on a 429 (at most once per pause) and grows by
  *   one for every `current` deliveries (additive increase, multiplicative decrease) back up to the
- *   configured CONCURRENCY.
+ *   configured CONCURRENCY;
+ * - and, since an API's limit is a rate (express-rate-limit counts requests per window), sends are
+ *   paced after a 429 at 90% of the rate that met it, which then rises 5% for every second without a
+ *   429: a run settles just under the limit instead of meeting it again every few round trips.
  */
 export class Throttle {
   private limit: number;
@@ -16,6 +19,13 @@ export class Throttle {
   private pausedUntil = 0;
   private lastDecrease = 0;
   private readonly waiters: (() => void)[] = [];
+  /** Requests per second allowed after a 429 (undefined: not paced). */
+  private rate: number | undefined;
+  private nextSendAt = 0;
+  private rateRaisedAt = 0;
+  /** Send times of the last second, to know the rate a 429 met (a queue: `recentHead` is its start). */
+  private recent: number[] = [];
+  private recentHead = 0;
 
   constructor(
     readonly max: number,
@@ -54,10 +64,44 @@ export class Throttle {
       }
       if (this.inFlight < this.limit) {
         this.inFlight++;
+        if (!(await this.pace(control, now))) {
+          this.release();
+          return false;
+        }
         return true;
       }
       await this.wait(control);
     }
+  }
+
+  /** Waits for this send's turn at the paced rate; records the send. */
+  private async pace(control: RunControl, now: number): Promise<boolean> {
+    if (this.rate !== undefined) {
+      if (now - this.rateRaisedAt >= 1000) {
+        this.rate *= 1.05;
+        this.rateRaisedAt = now;
+      }
+      const at = Math.max(now, this.nextSendAt);
+      this.nextSendAt = at + 1000 / this.rate;
+      if (at > now) {
+        if (control.deadline !== undefined && at > control.deadline) return false;
+        await sleep(at - now, control.signal);
+        if (control.stopped) return false;
+      }
+    }
+    const sent = this.now();
+    this.recent.push(sent);
+    while ((this.recent[this.recentHead] as number) <= sent - 1000) this.recentHead++;
+    if (this.recentHead > 4096) {
+      this.recent = this.recent.slice(this.recentHead);
+      this.recentHead = 0;
+    }
+    return true;
+  }
+
+  /** Requests per second sends are paced at (undefined: not paced). */
+  get pacedRate(): number | undefined {
+    return this.rate === undefined ? undefined : Math.round(this.rate * 10) / 10;
   }
 
   release(): void {
@@ -82,6 +126,12 @@ export class Throttle {
     if (now >= this.lastDecrease) {
       this.limit = Math.max(1, Math.floor(this.limit / 2));
       this.credit = 0;
+      let met = 0;
+      for (let i = this.recentHead; i < this.recent.length; i++)
+        if ((this.recent[i] as number) > now - 1000) met++;
+      this.rate = Math.max(1, Math.min(this.rate ?? Number.POSITIVE_INFINITY, met) * 0.9);
+      this.rateRaisedAt = until;
+      this.nextSendAt = until;
       // Answers to requests sent before this pause say nothing new about the rate: no second halving.
       this.lastDecrease = Math.max(until, now + 1);
     }

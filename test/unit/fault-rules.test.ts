@@ -105,6 +105,25 @@ describe('Throttle', () => {
     expect(control.reason).toBe('rate_limited');
   });
 
+  it('paces sends after a 429 just under the rate that met it', async () => {
+    const t = new Throttle(16);
+    const control = new RunControl(undefined);
+    for (let i = 0; i < 50; i++) {
+      expect(await t.acquire(control)).toBe(true);
+      t.release();
+    }
+    t.onRateLimited(0);
+    // 50 sends in the last second met the limit: 45 a second from now on.
+    expect(t.pacedRate).toBe(45);
+    const started = Date.now();
+    for (let i = 0; i < 10; i++) {
+      await t.acquire(control);
+      t.release();
+    }
+    // Ten sends at 45 a second take about 200 ms.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(180);
+  });
+
   it('lets no more requests in flight than the current limit', async () => {
     const t = new Throttle(2);
     const control = new RunControl(undefined);
