@@ -36,6 +36,7 @@ const CAUGHT_UP_SECONDS = 120;
 const BACKLOG_SECONDS = 3600;
 /** The engine's default SETTLE_SECONDS, which the measured runs use. */
 const SETTLE_SECONDS = parseSyncSettings({}).settleSeconds;
+const LOOKBACK_SECONDS = parseSyncSettings({}).lookbackSeconds;
 const WARM_UP_SECONDS = 1200;
 const INSERT_ROWS = 10_000;
 /** Rows of a call dialed more than this before the snapshot are in their last state whatever it is. */
@@ -71,6 +72,8 @@ export interface CenterCase {
   expectedInSpan: number;
   /** Of those, not stored by the API after the run (held back: PENDING_MAX, ...). */
   missedInSpan: number;
+  /** Of those, calls that started before the run's scan window (cursor - LOOKBACK_SECONDS). */
+  missedStartedBeforeScan: number;
   /** Delivered calls ending before the span: pending calls whose disposition came. */
   deliveredFromBefore: number;
   apiDuplicates: number;
@@ -330,7 +333,17 @@ export async function benchCenter(ctx: BenchContext): Promise<CenterFigures> {
     );
     const expected = (expectedRows as { uniqueid: string }[]).map((r) => r.uniqueid);
     // The warm-up may have delivered a few calls beyond its cursor (recorded as ahead): not missed.
-    const missed = expected.filter((u) => !ctx.api.stored.has(u)).length;
+    const missedIds = expected.filter((u) => !ctx.api.stored.has(u));
+    const missed = missedIds.length;
+    // Those that started before this run's scan window could only have been found by following them.
+    let missedStartedBefore = 0;
+    if (missedIds.length > 0) {
+      const [started] = await db.pool.query(
+        `SELECT COUNT(*) AS n FROM vicidial_log WHERE uniqueid IN (${missedIds.map(() => '?').join(', ')}) AND start_epoch < ?`,
+        [...missedIds, before.endEpoch - LOOKBACK_SECONDS],
+      );
+      missedStartedBefore = Number((started as { n: number }[])[0]?.n ?? 0);
+    }
     const fromBefore = ctx.api.calls
       .slice(storedBefore)
       .filter((c) => Number(c.body.endEpoch) <= before.endEpoch).length;
@@ -345,6 +358,7 @@ export async function benchCenter(ctx: BenchContext): Promise<CenterFigures> {
       delivered,
       expectedInSpan: expected.length,
       missedInSpan: missed,
+      missedStartedBeforeScan: missedStartedBefore,
       deliveredFromBefore: fromBefore,
       apiDuplicates: ctx.api.duplicates() - duplicatesBefore,
       reads,

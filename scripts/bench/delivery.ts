@@ -16,6 +16,8 @@ import type { BareRunFigures, DbTarget, SyncRunFigures } from './runner';
 export const CPU_CALLS = intEnv('BENCH_CPU_CALLS', 12_000, 100, 1_000_000);
 export const CPU_LATENCY_MS = intEnv('BENCH_CPU_API_LATENCY_MS', 50, 0, 1000);
 export const CPU_CONCURRENCY = intEnv('BENCH_CPU_CONCURRENCY', 32, 1, 64);
+/** Rounds of (logs on, logs off, bare client); the median of each is reported. */
+export const CPU_REPEATS = intEnv('BENCH_CPU_REPEATS', 3, 1, 20);
 /** Seconds of steady state each throughput case is sized for. */
 export const STEADY_SECONDS = intEnv('BENCH_STEADY_SECONDS', 12, 2, 600);
 export const RATE_CALLS = intEnv('BENCH_RATE_CALLS', 3000, 100, 100_000);

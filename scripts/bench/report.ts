@@ -49,7 +49,6 @@ export function lambdaSizing(results: BenchResults): {
   rows: LambdaRow[];
 } {
   const cpuMs = results.cpu?.logsOn.cpuMsPerCall ?? null;
-  const caughtUp = results.center?.cases.find((c) => c.name === 'caught up');
   const backlog = results.center?.cases.find((c) => c.name === 'backlog 1 h');
   // Calls a second the center produces for the sync: delivered per minute of calls, at the backlog's span.
   const centerCallsPerSecond =
@@ -81,7 +80,6 @@ export function lambdaSizing(results: BenchResults): {
       fits: peakRss === null ? null : peakRss < memoryMb * 0.8,
     };
   });
-  void caughtUp;
   return { centerCallsPerSecond, rows };
 }
 
@@ -147,6 +145,11 @@ function centerTable(results: BenchResults): void {
     out(
       `   ${r.name}: ${fmt(r.deliveredFromBefore)} delivered calls ended before the span (pending dispositions); ${fmt(r.pendingAfter)} pending after; duplicates ${fmt(r.apiDuplicates)}; outcome ${r.outcome}; warnings: ${problems(r.problems)}`,
     );
+    if (r.missedInSpan > 0) {
+      out(
+        `   ${r.name}: missed ${fmt(r.missedInSpan)}, of which ${fmt(r.missedStartedBeforeScan)} started before the scan window (cursor - LOOKBACK_SECONDS): calls that had to be followed by uniqueid`,
+      );
+    }
   }
   const statuses = Object.entries(c.statusMix)
     .map(([k, v]) => `${k} ${fmt((v / c.rows) * 100, 1)}%`)
@@ -209,6 +212,11 @@ function cpuTable(results: BenchResults): void {
     ],
     rows,
     'lrrrrlrrrl',
+  );
+  const range = (v: number[]) =>
+    v.length > 1 ? `${fmt(Math.min(...v), 3)}-${fmt(Math.max(...v), 3)}` : fmt(v[0], 3);
+  out(
+    `   ${c.repeats.logsOn.length} interleaved rounds, median shown; CPU ms/call ranges: logs on ${range(c.repeats.logsOn)}, logs off ${range(c.repeats.logsOff)}, bare ${range(c.repeats.bare)}`,
   );
   const logger = c.logsOn.cpuMsPerCall - c.logsOff.cpuMsPerCall;
   out(
