@@ -52,7 +52,6 @@ export interface DrainFigures {
   /** RSS with everything loaded, before the run. */
   rssBeforeMb: number;
   heapUsedMb: number;
-  loopDelayP99Ms: number;
   logLines: number;
   logBytes: number;
   apiRequests: number;
@@ -182,7 +181,6 @@ export async function drain(
       maxRssMb: run.maxRssKb / 1024,
       rssBeforeMb: run.rssBeforeMb,
       heapUsedMb: run.heapUsedMb,
-      loopDelayP99Ms: run.loopDelayP99Ms,
       logLines: run.log.stdoutLines,
       logBytes: run.log.stdoutBytes,
       apiRequests: ctx.api.requestCount,

@@ -34,11 +34,19 @@ export interface Machine {
 export interface LambdaRow {
   memoryMb: number;
   vcpu: number;
-  /** CPU-bound: vCPU-seconds per second over CPU ms per delivered call (default logging). */
-  cpuBoundCallsPerSecond: number;
-  /** min(CPU bound, CONCURRENCY / 150 ms x the fraction measured in C). */
-  sustained: Record<string, number>;
-  /** Hours to drain a 1-hour backlog of the section A center while it keeps calling, at CONCURRENCY 16. */
+  /** By CONCURRENCY (16, 32), at API LAMBDA_LATENCY_MS. */
+  at: Record<
+    string,
+    {
+      /** CPU ms per delivered call measured in C at this latency and concurrency (else B's). */
+      cpuMsPerCall: number | null;
+      /** vCPU-seconds per second over CPU ms per call. */
+      cpuBoundCallsPerSecond: number;
+      /** min(CPU bound, CONCURRENCY / latency x the fraction of it measured in C). */
+      sustained: number;
+    }
+  >;
+  /** Hours to drain a 1-hour backlog of section A's center while it keeps calling, at CONCURRENCY 16. */
   backlogHoursAt16: number | null;
   peakRssMb: number | null;
   fits: boolean | null;
@@ -48,7 +56,6 @@ export function lambdaSizing(results: BenchResults): {
   centerCallsPerSecond: number | null;
   rows: LambdaRow[];
 } {
-  const cpuMs = results.cpu?.logsOn.cpuMsPerCall ?? null;
   const backlog = results.center?.cases.find((c) => c.name === 'backlog 1 h');
   // Calls a second the center produces for the sync: delivered per minute of calls, at the backlog's span.
   const centerCallsPerSecond =
@@ -56,16 +63,21 @@ export function lambdaSizing(results: BenchResults): {
   const peakRss = Math.max(0, ...results.rss.map((r) => r.maxRssMb)) || null;
   const rows = LAMBDA_MEMORY_MB.map((memoryMb) => {
     const vcpu = memoryMb / MB_PER_VCPU;
-    const cpuBound = cpuMs ? (vcpu * 1000) / cpuMs : Number.POSITIVE_INFINITY;
-    const sustained: Record<string, number> = {};
+    const at: LambdaRow['at'] = {};
     for (const concurrency of [16, 32]) {
       const measured = results.throughput.find(
         (t) => t.concurrency === concurrency && t.apiLatencyMs === LAMBDA_LATENCY_MS,
       );
+      const cpuMs = measured?.cpuMsPerCall ?? results.cpu?.logsOn.cpuMsPerCall ?? null;
+      const cpuBound = cpuMs ? (vcpu * 1000) / cpuMs : Number.POSITIVE_INFINITY;
       const limit = (concurrency * 1000) / LAMBDA_LATENCY_MS;
-      sustained[String(concurrency)] = Math.min(cpuBound, limit * Math.min(1, measured?.fraction ?? 1));
+      at[String(concurrency)] = {
+        cpuMsPerCall: cpuMs,
+        cpuBoundCallsPerSecond: cpuBound,
+        sustained: Math.min(cpuBound, limit * Math.min(1, measured?.fraction ?? 1)),
+      };
     }
-    const at16 = sustained['16'] ?? 0;
+    const at16 = at['16']?.sustained ?? 0;
     const backlogHoursAt16 =
       centerCallsPerSecond && at16 > centerCallsPerSecond
         ? centerCallsPerSecond / (at16 - centerCallsPerSecond)
@@ -73,8 +85,7 @@ export function lambdaSizing(results: BenchResults): {
     return {
       memoryMb,
       vcpu,
-      cpuBoundCallsPerSecond: cpuBound,
-      sustained,
+      at,
       backlogHoursAt16,
       peakRssMb: peakRss,
       fits: peakRss === null ? null : peakRss < memoryMb * 0.8,
@@ -410,32 +421,35 @@ function bundleTable(results: BenchResults): void {
 }
 
 function lambdaTable(results: BenchResults): void {
-  if (!results.cpu) return;
+  if (!results.cpu && results.throughput.length === 0) return;
   const { centerCallsPerSecond, rows } = lambdaSizing(results);
+  const cell = (r: LambdaRow, c: string) => {
+    const a = r.at[c];
+    return a ? `${fmt(a.sustained)} (CPU-bound ${fmt(a.cpuBoundCallsPerSecond)})` : '-';
+  };
+  const cpu = (c: string) => fmt(rows[0]?.at[c]?.cpuMsPerCall, 3);
   printTable(
-    `H. Derived for Lambda (1,769 MB = 1 vCPU; CPU ms/call from B with logs on; API ${LAMBDA_LATENCY_MS} ms; C's fraction of the limit)`,
+    `H. Derived for Lambda: calls/s a function sustains at API ${LAMBDA_LATENCY_MS} ms (1,769 MB = 1 vCPU; CPU ms/call measured in C at ${LAMBDA_LATENCY_MS} ms: ${cpu('16')} at CONCURRENCY 16, ${cpu('32')} at 32; C's fraction of the limit)`,
     [
       'memory MB',
       'vCPU',
-      'CPU-bound calls/s',
-      'sustained, CONCURRENCY 16',
-      'sustained, CONCURRENCY 32',
+      'CONCURRENCY 16',
+      'CONCURRENCY 32',
       "hours to drain 1 h of A's center at 16",
-      'peak RSS (F) fits',
+      'peak RSS (F) < 80% of memory',
     ],
     rows.map((r) => [
       fmt(r.memoryMb),
       fmt(r.vcpu, 2),
-      fmt(r.cpuBoundCallsPerSecond),
-      fmt(r.sustained['16']),
-      fmt(r.sustained['32']),
+      cell(r, '16'),
+      cell(r, '32'),
       r.backlogHoursAt16 === null ? '-' : fmt(r.backlogHoursAt16, 2),
       r.fits === null ? '-' : `${r.fits ? 'yes' : 'NO'} (${fmt(r.peakRssMb)} MB)`,
     ]),
-    'rrrrrrl',
+    'rrrrrl',
   );
   out(
-    `   A's center sends ${fmt(centerCallsPerSecond, 1)} eligible calls/s to the API; Lambda vCPUs are not this machine's cores: read CPU-bound figures as estimates`,
+    `   sustained = min(CPU-bound, CONCURRENCY / ${LAMBDA_LATENCY_MS} ms x C's fraction); A's center sends ${fmt(centerCallsPerSecond, 1)} eligible calls/s; a Lambda vCPU is not this machine's core: CPU-bound figures are estimates`,
   );
 }
 

@@ -1,6 +1,6 @@
 /**
  * One measured run in a process of its own, started by the benchmark (scripts/bench/child.ts): its CPU
- * time, peak RSS and event loop are the sync's alone, not the API stand-in's or dynalite's, which stay
+ * time and peak RSS are the sync's alone, not the API stand-in's or dynalite's, which stay
  * in the parent.
  *
  * - `sync`: the real engine as the `did-sync run` command wires it (createSync + runSync, the
@@ -13,7 +13,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { staticApiKey } from '../../functions/sync/api-client';
 import { CheckpointStore } from '../../functions/sync/checkpoint-store';
 import { staticCredentials } from '../../functions/sync/db-connection';
@@ -73,8 +73,6 @@ export interface SyncRunFigures {
   /** RSS with everything loaded and wired, before runSync. */
   rssBeforeMb: number;
   heapUsedMb: number;
-  loopDelayP99Ms: number;
-  loopDelayMaxMs: number;
   /** Queries of the VICIdial connection as the engine awaited them, by kind. */
   queries: Record<string, QueryStats>;
   /** DynamoDB commands sent, by command name (retries of one command count once). */
@@ -139,14 +137,11 @@ async function runEngine(job: Extract<RunnerJob, { mode: 'sync' }>): Promise<Syn
   };
 
   const rssBeforeMb = process.memoryUsage().rss / 1024 / 1024;
-  const loop = monitorEventLoopDelay({ resolution: 10 });
-  loop.enable();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const summary = await runSync(sync, { owner: job.owner });
   const wallMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
-  loop.disable();
   await sync.close();
   dynamo.destroy();
   const all = process.cpuUsage();
@@ -160,8 +155,6 @@ async function runEngine(job: Extract<RunnerJob, { mode: 'sync' }>): Promise<Syn
     maxRssKb: process.resourceUsage().maxRSS,
     rssBeforeMb,
     heapUsedMb: process.memoryUsage().heapUsed / 1024 / 1024,
-    loopDelayP99Ms: loop.percentile(99) / 1e6,
-    loopDelayMaxMs: loop.max / 1e6,
     queries,
     dynamo: dynamoCounts,
   };
