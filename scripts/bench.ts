@@ -17,11 +17,12 @@
  *
  * Environment knobs (defaults in brackets): BENCH_SECTIONS [A,B,C,D,E,F,G: E and H are derived, from
  * A, B, F], BENCH_CENTER_CALLS_PER_MINUTE [2000], BENCH_CENTER_HOURS [8], BENCH_CENTER_API_LATENCY_MS [1],
- * BENCH_CPU_CALLS [12000], BENCH_CPU_API_LATENCY_MS [50], BENCH_CPU_CONCURRENCY [32],
+ * BENCH_CPU_CALLS [12000], BENCH_CPU_API_LATENCY_MS [50], BENCH_CPU_CONCURRENCY [32], BENCH_CPU_REPEATS [3],
  * BENCH_STEADY_SECONDS [12], BENCH_RATE_CALLS [3000], BENCH_RATE_PER_SECOND [100],
  * BENCH_RATE_API_LATENCY_MS [50], BENCH_RSS_CALLS_SMALL [20000], BENCH_RSS_CALLS [100000],
  * BENCH_RSS_API_LATENCY_MS [1], BENCH_BUNDLE_LOADS [5], BENCH_NODE [this node: the binary for the child
- * runs and the bundle loads], TEST_MYSQL_URL (an existing server instead of a throwaway one).
+ * runs and the bundle loads], BENCH_CHILD [bundle; tsx: run the child's TypeScript through tsx],
+ * TEST_MYSQL_URL (an existing server instead of a throwaway one).
  */
 import { cpus, loadavg } from 'node:os';
 import mysql from 'mysql2/promise';
