@@ -24,6 +24,7 @@
  * runs and the bundle loads], BENCH_CHILD [bundle; tsx: run the child's TypeScript through tsx],
  * TEST_MYSQL_URL (an existing server instead of a throwaway one).
  */
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import mysql from 'mysql2/promise';
 import { CheckpointStore } from '../functions/sync/checkpoint-store';
@@ -96,6 +97,34 @@ function medianBy<T>(items: T[], key: (item: T) => number): T {
   return sorted[Math.floor((sorted.length - 1) / 2)] as T;
 }
 
+function report(results: BenchResults, loadAtStart: number[], mariaVersion: string): void {
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? '?',
+    node: process.version,
+    childNode: execFileSync(CHILD_NODE, ['-v'], { encoding: 'utf8' }).trim(),
+    mariadb: mariaVersion,
+    loadAverageStart: loadAtStart,
+    loadAverageEnd: loadavg(),
+  };
+  printResults(results, machine);
+  const totalSeconds = elapsedSeconds();
+  const defaults = parseSyncSettings({});
+  out();
+  out(`total bench time ${totalSeconds.toFixed(1)} s`);
+  out(
+    JSON.stringify({
+      bench: {
+        machine,
+        engineDefaults: { ...defaults, transientStatuses: [...defaults.transientStatuses] },
+        ...results,
+        lambda: results.cpu ? lambdaSizing(results) : null,
+        totalSeconds,
+      },
+    }),
+  );
+}
+
 async function main() {
   handleSignals();
   const loadAtStart = loadavg();
@@ -111,6 +140,10 @@ async function main() {
 
   // G needs no server: first, on a quiet machine.
   if (SECTIONS.has('G')) results.bundle = await benchBundle();
+  if ([...SECTIONS].every((s) => s === 'G')) {
+    report(results, loadAtStart, 'not started');
+    return;
+  }
 
   progress(
     process.env.TEST_MYSQL_URL ? 'using the server of TEST_MYSQL_URL' : 'starting a throwaway MariaDB',
@@ -229,31 +262,7 @@ async function main() {
     }
   }
 
-  const machine = {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? '?',
-    node: process.version,
-    childNode: results.bundle?.node ?? null,
-    mariadb: ctx.mariaVersion,
-    loadAverageStart: loadAtStart,
-    loadAverageEnd: loadavg(),
-  };
-  printResults(results, machine);
-  const totalSeconds = elapsedSeconds();
-  const defaults = parseSyncSettings({});
-  out();
-  out(`total bench time ${totalSeconds.toFixed(1)} s`);
-  out(
-    JSON.stringify({
-      bench: {
-        machine,
-        engineDefaults: { ...defaults, transientStatuses: [...defaults.transientStatuses] },
-        ...results,
-        lambda: results.cpu ? lambdaSizing(results) : null,
-        totalSeconds,
-      },
-    }),
-  );
+  report(results, loadAtStart, ctx.mariaVersion);
   if (results.cpu && !results.cpu.allOk) process.exitCode = 1;
   const failed = [
     results.cpu?.logsOn,
