@@ -1,6 +1,6 @@
 import { Agent, request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeDidApi, startFakeDidApi } from './fake-did-api';
+import { type FakeDidApi, RATE_LIMIT_MESSAGE, startFakeDidApi } from './fake-did-api';
 import { AWKWARD_COMMENTS } from './sample-calls';
 
 const KEY = 'test-key';
@@ -278,6 +278,36 @@ describe('fake DID Optimizer API', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  it('rate-limits per fixed window: 429 with a plain-text body and Retry-After, before the key check', async () => {
+    api.setRateLimit({ perSecond: 3, retryAfterSeconds: 2, windowMs: 60_000 });
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await post(call(`8.${i}`)));
+    const refused = await post(call('8.9'), { key: 'nope' });
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+    const last = answers[3] as Response;
+    expect(last.headers.get('retry-after')).toBe('2');
+    expect(last.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await last.text()).toBe(RATE_LIMIT_MESSAGE);
+    expect(refused.status).toBe(429);
+    expect(api.stored.size).toBe(3);
+    expect(api.rateLimitedCount).toBe(2);
+    api.setRateLimit(null);
+    expect((await post(call('8.3'))).status).toBe(200);
+  });
+
+  it('opens a new window when the last one is over, and reset() lifts the limit', async () => {
+    api.setRateLimit({ perSecond: 1, windowMs: 200 });
+    expect((await post(call('9.1'))).status).toBe(200);
+    const over = await post(call('9.2'));
+    expect(over.status).toBe(429);
+    expect(over.headers.get('retry-after')).toBe('1');
+    await new Promise((r) => setTimeout(r, 250));
+    expect((await post(call('9.2'))).status).toBe(200);
+    api.reset();
+    expect(api.rateLimitedCount).toBe(0);
+    for (let i = 3; i < 6; i++) expect((await post(call(`9.${i}`))).status).toBe(200);
   });
 });
 

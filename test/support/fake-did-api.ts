@@ -48,6 +48,22 @@ export interface FakeDidApiOptions {
   healthPaths?: readonly HealthPath[];
 }
 
+/**
+ * A fixed-window rate limit as express-rate-limit applies it (per client, before the key check): every
+ * request counts, and one over `perSecond` in its window is answered 429 with a plain-text body and
+ * `Retry-After`.
+ */
+export interface RateLimit {
+  readonly perSecond: number;
+  /** The Retry-After header, default 1. */
+  readonly retryAfterSeconds?: number;
+  /** The window, default 1000 ms; windows follow one another from the moment the limit is set. */
+  readonly windowMs?: number;
+}
+
+/** express-rate-limit's default message. */
+export const RATE_LIMIT_MESSAGE = 'Too many requests, please try again later.';
+
 export interface FakeDidApi {
   /** http://127.0.0.1:PORT, no trailing slash. */
   readonly url: string;
@@ -74,12 +90,16 @@ export interface FakeDidApi {
   /** A fault for every POST whose parsed body matches, until replaced or cleared with null. */
   failWhen(predicate: (body: Record<string, unknown>) => boolean, fault: Fault | null): void;
   setLatency(ms: number): void;
+  /** Limits requests per window from now on; null lifts the limit (reset() lifts it too). */
+  setRateLimit(limit: RateLimit | null): void;
+  /** Requests answered 429 by the rate limit. */
+  readonly rateLimitedCount: number;
   /**
    * Answer every request with a redirect to `location` + the request's path (a moved domain or a
    * proxy), before any key check; null stops it.
    */
   redirectTo(location: string | null, status?: number): void;
-  /** Clears calls, stored bodies, counters and faults, ends hung requests, and restores the keys and latency given at start. */
+  /** Clears calls, stored bodies, counters and faults, ends hung requests, lifts a rate limit, and restores the keys and latency given at start. */
   reset(): void;
   /** Ends hung requests and keep-alive sockets too, so a test never waits on this server. */
   close(): Promise<void>;
@@ -108,6 +128,8 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
   let nextId = 1;
   let scripted: Fault[] = [];
   let conditional: { predicate: (body: Record<string, unknown>) => boolean; fault: Fault } | null = null;
+  let rateLimit: { limit: RateLimit; windowStart: number; hits: number } | null = null;
+  let rateLimitedCount = 0;
   const hung = new Set<ServerResponse>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -154,8 +176,30 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     });
   };
 
+  /** Counts the request in its window; true when it is over the limit. */
+  const overLimit = (): boolean => {
+    if (!rateLimit) return false;
+    const windowMs = rateLimit.limit.windowMs ?? 1000;
+    const now = Date.now();
+    if (now - rateLimit.windowStart >= windowMs) {
+      rateLimit.windowStart += Math.floor((now - rateLimit.windowStart) / windowMs) * windowMs;
+      rateLimit.hits = 0;
+    }
+    rateLimit.hits++;
+    return rateLimit.hits > rateLimit.limit.perSecond;
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> => {
+    // Decided on arrival (the limiter runs first), answered after the same latency as any other answer.
+    const limited = overLimit();
     if (latencyMs > 0) await sleep(latencyMs);
+    if (limited) {
+      rateLimitedCount++;
+      return send(res, 429, RATE_LIMIT_MESSAGE, {
+        'content-type': 'text/plain; charset=utf-8',
+        'retry-after': String(rateLimit?.limit.retryAfterSeconds ?? 1),
+      });
+    }
     const key = req.headers['x-api-key'];
     const authorized = typeof key === 'string' && validKeys.has(key);
     const path = (req.url ?? '').split('?')[0] ?? '';
@@ -306,6 +350,12 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     setLatency(ms) {
       latencyMs = ms;
     },
+    setRateLimit(limit) {
+      rateLimit = limit === null ? null : { limit, windowStart: Date.now(), hits: 0 };
+    },
+    get rateLimitedCount() {
+      return rateLimitedCount;
+    },
     redirectTo(location, status = 301) {
       redirect = location === null ? null : { location, status };
     },
@@ -326,6 +376,8 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
       conditional = null;
       validKeys = new Set(initialKeys);
       latencyMs = initialLatency;
+      rateLimit = null;
+      rateLimitedCount = 0;
     },
     close: () =>
       new Promise<void>((resolve) => {
