@@ -27,7 +27,7 @@ import { forEachConcurrent, PLANNED_STOPS, RunControl, type StopReason } from '.
 import { ScanWindow, type Slot } from './scan-window';
 import { instantProblem, SettingError, type SyncSettings } from './settings';
 import { Throttle } from './throttle';
-import type { HeldRow, VicidialLog } from './vicidial-log';
+import type { HeldRow, ScanRow, VicidialLog } from './vicidial-log';
 
 /**
  * The sync engine: one run looks again at the calls it holds (pending dispositions, parked failures),
@@ -643,7 +643,15 @@ class SyncRun {
       {
         lookbackSeconds: this.s.lookbackSeconds,
         chunkRows: this.s.batchSize,
-        take: (row) => isFinished(row, this.s.transientStatuses) || !this.follow(row),
+        take: (row) => {
+          if (isFinished(row, this.s.transientStatuses)) return true;
+          // A call still going that started within LOOKBACK_SECONDS of where the next run's scan begins
+          // is read again by that scan: it needs following only once it is older than that.
+          if ((row as ScanRow).cd_epoch > this.dbNow - this.s.settleSeconds - this.s.lookbackSeconds) {
+            return false;
+          }
+          return !this.follow(row);
+        },
       },
       dstAtStart,
     );

@@ -83,7 +83,7 @@ export const SETTING_DEFAULTS = {
   MIN_DURATION_SECONDS: '0',
   TRANSIENT_STATUSES: 'INCALL,DISPO,QUEUE',
   PENDING_MAX_AGE_SECONDS: '7200',
-  PENDING_MAX: '1000',
+  PENDING_MAX: '5000',
   PARKED_MAX: '200',
   RETRY_MAX_RUNS: '3',
   DEAD_LETTER_DAYS: '30',
@@ -261,7 +261,8 @@ export function parseSyncSettings(env: Env): SyncSettings {
       ),
     ),
     pendingMaxAgeSeconds: intSetting(env, 'PENDING_MAX_AGE_SECONDS', d.PENDING_MAX_AGE_SECONDS, 0, 7 * 86400),
-    pendingMax: intSetting(env, 'PENDING_MAX', d.PENDING_MAX, 0, 5000),
+    // Each followed call takes ~40 bytes of the checkpoint item (DynamoDB's limit is 400 KB).
+    pendingMax: intSetting(env, 'PENDING_MAX', d.PENDING_MAX, 0, 8000),
     parkedMax: intSetting(env, 'PARKED_MAX', d.PARKED_MAX, 0, 1000),
     retryMaxRuns: intSetting(env, 'RETRY_MAX_RUNS', d.RETRY_MAX_RUNS, 1, 100),
     failureStop: intSetting(env, 'FAILURE_STOP', String(2 * concurrency), 1, 1000),
