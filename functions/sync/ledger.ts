@@ -11,11 +11,13 @@ import {
  * the hour and minute of its end, so a run can skip what a stopped or crashed run already sent, and
  * reconcile can prove, hour by hour, that every eligible call reached the API.
  *
- * Layout, in the checkpoint table: one item per sync and hour of end_epoch (`ledger#<hour epoch>`), a
- * string-set attribute per minute (`m<minute epoch>`). Writes only ADD to string sets, so repeating one
- * (a retried request, a run after a crash) changes nothing. An hour too dense for one item (DynamoDB's
- * 400 KB) spills into one item per minute (`ledger#<hour>#<minute>`); reading an hour reads both.
- * Items expire with the table's TTL attribute `expiresAt`, LEDGER_DAYS after their hour.
+ * Layout, in the checkpoint table: a string-set attribute per minute of end_epoch (`m<minute epoch>`),
+ * in items of an hour (`ledger#<hour epoch>`) or, where calls are dense, of a block of 1 to 15 minutes
+ * (`ledger#<hour>#<block start>`), sized from the density a write sees so an item holds about
+ * ITEM_UIDS calls: a write costs by the size of its item, and DynamoDB refuses items over 400 KB.
+ * Writes only ADD to string sets, so repeating one (a retried request, a run after a crash) changes
+ * nothing, and readers take the union of an hour's items whatever layout wrote them. Items expire with
+ * the table's TTL attribute `expiresAt`, LEDGER_DAYS after their hour.
  */
 
 export interface LedgerEntry {
@@ -24,7 +26,12 @@ export interface LedgerEntry {
 }
 
 const PREFIX = 'ledger#';
-/** Keep an item well below DynamoDB's 400 KB: a minute at 10,000 calls is ~250 KB. */
+/** Calls an item is sized for: ~100 KB, a quarter of DynamoDB's item limit. */
+const ITEM_UIDS = 4_000;
+/** Block lengths in minutes (dividing the hour); the longest is what `loadAfter` looks back over. */
+const BLOCKS = [15, 10, 5, 3, 2, 1] as const;
+const LONGEST_BLOCK_MINUTES = 15;
+/** One write carries at most this many uniqueids (a request is at most 400 KB too). */
 const MAX_UIDS_PER_WRITE = 8_000;
 
 export function hourOf(epoch: number): number {
@@ -59,6 +66,40 @@ export function groupByHour(entries: readonly LedgerEntry[]): Map<number, Map<nu
   return hours;
 }
 
+/**
+ * The items one hour's entries go to: the hour's own item when its calls are sparse, blocks of minutes
+ * when dense (judged by the calls per minute this write carries), one item per minute when `dense`.
+ */
+export function itemsFor(
+  hour: number,
+  minutes: ReadonlyMap<number, Set<string>>,
+  dense: boolean,
+): Map<string, Map<number, Set<string>>> {
+  const keys = [...minutes.keys()];
+  const calls = [...minutes.values()].reduce((n, set) => n + set.size, 0);
+  const span = (Math.max(...keys) - Math.min(...keys)) / 60 + 1;
+  const perMinute = calls / span;
+  const block = dense
+    ? 1
+    : perMinute * 60 <= ITEM_UIDS
+      ? 60
+      : (BLOCKS.find((b) => perMinute * b <= ITEM_UIDS) ?? 1);
+  const out = new Map<string, Map<number, Set<string>>>();
+  for (const [minute, set] of minutes) {
+    const sk =
+      block === 60
+        ? `${PREFIX}${hour}`
+        : `${PREFIX}${hour}#${hour + Math.floor((minute - hour) / (block * 60)) * block * 60}`;
+    let group = out.get(sk);
+    if (!group) {
+      group = new Map();
+      out.set(sk, group);
+    }
+    group.set(minute, set);
+  }
+  return out;
+}
+
 function isTooLarge(error: unknown): boolean {
   const e = error as { name?: string; message?: string };
   return e?.name === 'ValidationException' && /size/i.test(e.message ?? '');
@@ -89,27 +130,25 @@ export class DeliveryLedger {
     if (entries.length === 0) return;
     for (const [hour, minutes] of groupByHour(entries)) {
       const expiresAt = hour + 3600 + options.ledgerDays * 86_400;
-      const key = `${syncId}#${hour}`;
-      const total = [...minutes.values()].reduce((k, set) => k + set.size, 0);
-      if (!this.dense.has(key) && total <= MAX_UIDS_PER_WRITE) {
+      for (const [sk, group] of itemsFor(hour, minutes, this.dense.has(`${syncId}#${hour}`))) {
         try {
-          await this.add(syncId, `${PREFIX}${hour}`, minutes, expiresAt, options);
-          continue;
+          await this.add(syncId, sk, group, expiresAt, options);
         } catch (error) {
           if (!isTooLarge(error)) throw error;
-          this.dense.add(key);
-        }
-      }
-      for (const [minute, set] of minutes) {
-        const uids = [...set];
-        for (let i = 0; i < uids.length; i += MAX_UIDS_PER_WRITE) {
-          await this.add(
-            syncId,
-            `${PREFIX}${hour}#${minute}`,
-            new Map([[minute, new Set(uids.slice(i, i + MAX_UIDS_PER_WRITE))]]),
-            expiresAt,
-            options,
-          );
+          // Denser than the write could tell: one item per minute for this hour from now on.
+          this.dense.add(`${syncId}#${hour}`);
+          for (const [minute, set] of group) {
+            const uids = [...set];
+            for (let i = 0; i < uids.length; i += MAX_UIDS_PER_WRITE) {
+              await this.add(
+                syncId,
+                `${PREFIX}${hour}#${minute}`,
+                new Map([[minute, new Set(uids.slice(i, i + MAX_UIDS_PER_WRITE))]]),
+                expiresAt,
+                options,
+              );
+            }
+          }
         }
       }
     }
@@ -193,7 +232,9 @@ export class DeliveryLedger {
       }),
     );
     take(first.Item);
-    for await (const item of this.items(syncId, `${PREFIX}${hour}#${fromMinute}`, `${PREFIX}~`)) take(item);
+    // A block item starting up to LONGEST_BLOCK_MINUTES before the cursor's minute may cover it.
+    const from = Math.max(hour, fromMinute - (LONGEST_BLOCK_MINUTES - 1) * 60);
+    for await (const item of this.items(syncId, `${PREFIX}${hour}#${from}`, `${PREFIX}~`)) take(item);
     return out;
   }
 
