@@ -202,6 +202,8 @@ class SyncRun {
   /** Calls delivered or dead-lettered since the last checkpoint write: what a crash would repeat. */
   private unwritten = 0;
   private dbNow = 0;
+  /** A checkpoint write queued but not started yet. */
+  private flushQueued: Promise<void> | undefined;
   /** Serializes checkpoint writes: each one is conditioned on the cursor the previous one wrote. */
   private writes: Promise<void> = Promise.resolve();
   private lastWriteAt = 0;
@@ -1089,7 +1091,10 @@ class SyncRun {
 
   /** Queues a conditional checkpoint write; a refused one stops the run (the lease was lost). */
   private flush(): Promise<void> {
-    this.writes = this.writes.then(async () => {
+    // Workers that reach the batch bound together share one queued write instead of each adding one.
+    if (this.flushQueued) return this.flushQueued;
+    this.flushQueued = this.writes.then(async () => {
+      this.flushQueued = undefined;
       if (this.control.reason === 'lease_lost' || this.control.reason === 'checkpoint_error') return;
       const write = this.pendingWrite();
       if (!write) return;
@@ -1119,7 +1124,8 @@ class SyncRun {
       await this.dropRepairs(write);
       this.logCheckpoint(write.next, write.held, false);
     });
-    return this.writes;
+    this.writes = this.flushQueued;
+    return this.flushQueued;
   }
 
   /** `final`: written with the lease release at the end of the run. */
