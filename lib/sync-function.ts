@@ -145,8 +145,12 @@ export class SyncFunction extends Construct {
         DEAD_LETTER_DAYS: String(props.deadLetterDays),
         LEDGER_DAYS: String(props.ledgerDays),
         ...(props.secretsManagerUrl ? { SECRETS_MANAGER_ENDPOINT: props.secretsManagerUrl } : {}),
-        // Source-mapped stack traces cost cold-start time; only worth it when the map ships.
-        ...(props.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
+        // A 2 MB young generation keeps a long drain's RSS near its heap (bench F on Node 24: 146 MB
+        // instead of 231 for 100,000 calls) for ~15 % more CPU per call. Source-mapped stack traces cost
+        // cold-start time; only worth it when the map ships.
+        NODE_OPTIONS: ['--max-semi-space-size=2', ...(props.sourceMaps ? ['--enable-source-maps'] : [])].join(
+          ' ',
+        ),
       },
       bundling: {
         minify: true,

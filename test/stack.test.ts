@@ -117,7 +117,7 @@ describe('the stack from the checked-in cdk.json', () => {
     });
     const vars = only(s.json, 'AWS::Lambda::Function')[1].Properties.Environment.Variables;
     // No source map ships by default, so nothing to enable; no endpoint without createVpcEndpoints.
-    expect(vars).not.toHaveProperty('NODE_OPTIONS');
+    expect(vars.NODE_OPTIONS).toBe('--max-semi-space-size=2');
     expect(vars).not.toHaveProperty('SECRETS_MANAGER_ENDPOINT');
     s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       MaximumRetryAttempts: 0,
@@ -738,7 +738,7 @@ describe('variants', () => {
       const map = JSON.parse(readFileSync(join(assetDir(s), 'index.js.map'), 'utf8'));
       expect(map.sourcesContent).toBeUndefined();
       expect(only(s.json, 'AWS::Lambda::Function')[1].Properties.Environment.Variables.NODE_OPTIONS).toBe(
-        '--enable-source-maps',
+        '--max-semi-space-size=2 --enable-source-maps',
       );
     },
     SYNTH,
