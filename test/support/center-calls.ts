@@ -1,5 +1,5 @@
 import type { Connection, Pool } from 'mysql2/promise';
-import { AUTO_STATUSES, STATUS_MIX, seededRandom, type VicidialLogRow } from './sample-calls';
+import { AUTO_STATUSES, COLUMNS, STATUS_MIX, seededRandom, type VicidialLogRow } from './sample-calls';
 
 /**
  * A busy call center's vicidial_log as VICIdial writes it (see shared/reference/domain-facts.md), for
@@ -270,26 +270,6 @@ export function writesBetween(calls: readonly CenterCall[], from: number, to: nu
   }
   return out;
 }
-
-const COLUMNS = [
-  'uniqueid',
-  'lead_id',
-  'list_id',
-  'campaign_id',
-  'start_epoch',
-  'end_epoch',
-  'length_in_sec',
-  'status',
-  'phone_code',
-  'phone_number',
-  'user',
-  'comments',
-  'processed',
-  'user_group',
-  'term_reason',
-  'alt_dial',
-  'called_count',
-] as const;
 
 const PLAIN = /^[A-Za-z0-9 _.:-]*$/;
 

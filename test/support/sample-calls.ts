@@ -252,7 +252,8 @@ function termReason(status: string, auto: boolean, roll: number): VicidialLogRow
   }
 }
 
-const COLUMNS = [
+/** vicidial_log's columns as the stand-ins insert them (call_date is computed by the database). */
+export const COLUMNS = [
   'uniqueid',
   'lead_id',
   'list_id',
