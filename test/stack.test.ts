@@ -143,6 +143,26 @@ describe('the stack from the checked-in cdk.json', () => {
     ]);
   });
 
+  it(
+    'takes the hourly reconcile window per sync, and no reconcile schedule at 0 hours',
+    () => {
+      const syncs = (example.syncs as Record<string, unknown>[]).map((x, i) =>
+        i === 0 ? { ...x, reconcileHours: 24 } : x,
+      );
+      const daily = synth({ syncs });
+      const hourly = resources(daily.json, 'AWS::Scheduler::Schedule').find(
+        ([, x]) => x.Properties.ScheduleExpression === 'rate(1 hour)',
+      );
+      expect(JSON.parse(hourly?.[1].Properties.Target.Input ?? '{}')).toMatchObject({
+        hours: 24,
+        repair: true,
+      });
+      const off = synth({ reconcileHours: 0 });
+      expect(resources(off.json, 'AWS::Scheduler::Schedule')).toHaveLength(1);
+    },
+    SYNTH,
+  );
+
   it('schedules each enabled sync in its own group, with its own payload, role and a dead-letter queue', () => {
     const [groupId, group] = only(s.json, 'AWS::Scheduler::ScheduleGroup');
     const [queueId, queue] = only(s.json, 'AWS::SQS::Queue');
