@@ -492,17 +492,12 @@ class SyncRun {
     for (const p of pending) {
       const row = this.heldRows.get(p.uniqueid);
       if (!row) {
-        if (
-          await this.deadLetter(
-            p.uniqueid,
-            null,
-            'row left vicidial_log (archived or deleted) before it finished',
-            { endEpoch: p.endEpoch },
-          )
-        ) {
-          this.held.release(p.uniqueid);
-          this.dirty = true;
-        }
+        await this.giveUp(
+          p,
+          'pending',
+          null,
+          'row left vicidial_log (archived or deleted) before it finished',
+        );
         continue;
       }
       if (isFinished(row, this.s.transientStatuses)) {
@@ -526,35 +521,23 @@ class SyncRun {
         });
         toSend.push({ row, source: 'pending' });
       } else if (isLive(row) && this.dbNow - p.firstSeen > OPEN_WITHOUT_END_MAX_SECONDS) {
-        if (
-          await this.deadLetter(
-            p.uniqueid,
-            toPayload(row),
-            'still going 24 hours after it was first seen (VICIdial never closed the row)',
-            {
-              row,
-            },
-          )
-        ) {
-          this.held.release(p.uniqueid);
-          this.dirty = true;
-        }
+        await this.giveUp(
+          p,
+          'pending',
+          row,
+          'still going 24 hours after it was first seen (VICIdial never closed the row)',
+        );
       }
     }
     for (const p of parked) {
       const row = this.heldRows.get(p.uniqueid);
       if (!row) {
-        if (
-          await this.deadLetter(
-            p.uniqueid,
-            null,
-            `row left vicidial_log while parked (last answer: HTTP ${p.lastStatus ?? 'none'})`,
-            { endEpoch: p.endEpoch },
-          )
-        ) {
-          this.held.unpark(p.uniqueid);
-          this.dirty = true;
-        }
+        await this.giveUp(
+          p,
+          'parked',
+          null,
+          `row left vicidial_log while parked (last answer: HTTP ${p.lastStatus ?? 'none'})`,
+        );
         continue;
       }
       if (row.beyond_cursor) {
@@ -591,6 +574,20 @@ class SyncRun {
         if (source === 'parked') parkedInRow = result === 'failed' ? parkedInRow + 1 : 0;
       },
     );
+  }
+
+  /** A held call that can never be delivered in order: a dead letter, then no longer held. */
+  private async giveUp(
+    call: { uniqueid: string; endEpoch: number },
+    set: 'pending' | 'parked',
+    row: CallRow | null,
+    reason: string,
+  ): Promise<void> {
+    const details = row ? { row } : { endEpoch: call.endEpoch };
+    if (!(await this.deadLetter(call.uniqueid, row ? toPayload(row) : null, reason, details))) return;
+    if (set === 'pending') this.held.release(call.uniqueid);
+    else this.held.unpark(call.uniqueid);
+    this.dirty = true;
   }
 
   // ---------------------------------------------------------------------------------------------

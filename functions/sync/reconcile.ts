@@ -26,23 +26,8 @@ import type { VicidialLog } from './vicidial-log';
 export const RECONCILE_MARGIN_SECONDS = 2 * 3600;
 const MISSING_LISTED = 100;
 
-export interface HourReport {
-  readonly hour: string;
-  readonly eligible: number;
-  readonly delivered: number;
-  readonly deadLettered: number;
-  readonly pending: number;
-  readonly parked: number;
-  readonly queued: number;
-  readonly missing: number;
-}
-
-export interface ReconcileReport {
-  readonly syncId: string;
-  readonly since: string;
-  readonly until: string;
-  /** The ledger's start: nothing before it is reported. */
-  readonly ledgerSince: string | null;
+/** Eligible calls of a range, by what became of them. */
+export interface Counts {
   readonly eligible: number;
   readonly delivered: number;
   readonly deadLettered: number;
@@ -51,6 +36,18 @@ export interface ReconcileReport {
   /** Missing calls in the repair queue (queued by this reconcile or an earlier one). */
   readonly queued: number;
   readonly missing: number;
+}
+
+export interface HourReport extends Counts {
+  readonly hour: string;
+}
+
+export interface ReconcileReport extends Counts {
+  readonly syncId: string;
+  readonly since: string;
+  readonly until: string;
+  /** The ledger's start: nothing before it is reported. */
+  readonly ledgerSince: string | null;
   readonly missingUniqueids: readonly string[];
   readonly hours: readonly HourReport[];
   /** Hours of the range not reconciled before the deadline. */
@@ -110,21 +107,22 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
   const notReached: string[] = [];
   const missingUniqueids: string[] = [];
   let rowsRead = 0;
-  const totals = { eligible: 0, delivered: 0, deadLettered: 0, pending: 0, parked: 0, queued: 0, missing: 0 };
+  const zero = (): { -readonly [K in keyof Counts]: number } => ({
+    eligible: 0,
+    delivered: 0,
+    deadLettered: 0,
+    pending: 0,
+    parked: 0,
+    queued: 0,
+    missing: 0,
+  });
+  const totals = zero();
 
   const settle = async (bucket: Bucket) => {
     const hourEnd = bucket.hour + 3600;
     const ledger =
       (await deps.checkpoints.ledger.load(syncId, bucket.hour, hourEnd)).get(bucket.hour) ?? new Set();
-    const report = {
-      eligible: 0,
-      delivered: 0,
-      deadLettered: 0,
-      pending: 0,
-      parked: 0,
-      queued: 0,
-      missing: 0,
-    };
+    const report = zero();
     for (const row of bucket.rows) {
       report.eligible++;
       const uid = row.uniqueid;

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { insertCalls, makeCall } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
@@ -69,37 +67,16 @@ describe('crash between posting and checkpointing', () => {
   it('loses nothing and re-sends at most the calls since the last checkpoint', async () => {
     const env = await calls(400, 'crash');
     h.api.setLatency(10);
-    const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/did-sync.js'), 'run'], {
-      env: {
-        PATH: process.env.PATH,
-        ...h.cliEnv(),
+    // Killed mid-batch, without warning, once a good part of the calls has been posted.
+    await h.killRunAfter(
+      {
         ...env,
         BATCH_SIZE: '200',
         CONCURRENCY: '4',
         CHECKPOINT_INTERVAL_MS: '300',
-        POWERTOOLS_LOG_LEVEL: 'SILENT',
       },
-      stdio: 'ignore',
-    });
-    // Kill it mid-batch, without warning, once a good part of the calls has been posted.
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        if (h.api.calls.length >= 250) {
-          clearInterval(timer);
-          child.kill('SIGKILL');
-          resolve();
-        }
-      }, 2);
-      child.on('exit', () => {
-        clearInterval(timer);
-        if (h.api.calls.length < 250) reject(new Error('the run ended before it could be killed'));
-      });
-    });
-    await new Promise((r) =>
-      child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
+      250,
     );
-    // Let requests the dead process had already sent in full finish on the server side.
-    await new Promise((r) => setTimeout(r, 200));
     const postedBeforeCrash = new Set(h.api.calls.map((c) => c.uniqueid));
     const state = await h.store.read('crash');
     expect(state?.lease).not.toBeNull();

@@ -1,5 +1,3 @@
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -9,6 +7,7 @@ import { MemorySyncLog } from '../../functions/sync/log';
 import { reconcile } from '../../functions/sync/reconcile';
 import { createDynamoClient, createSync } from '../../functions/sync/wiring';
 import { type LocalMariaDb, startLocalMariaDb } from '../support/local-mariadb';
+import { startLossyDynamoProxy } from '../support/lossy-dynamo-proxy';
 import { generateCalls, insertCalls, makeCall } from '../support/sample-calls';
 import { type Harness, QUICK_RETRIES, startHarness, TEST_KEY } from '../support/sync-harness';
 
@@ -155,43 +154,16 @@ describe('a crash between the ledger write and the checkpoint write', () => {
     const env = { SYNC_ID: 'ledger-crash', START_FROM: String(now - 1000), BATCH_SIZE: '100' };
     // DynamoDB in front of which every checkpoint write fails once the run is under way (a crash right
     // after the ledger write, as far as the table can tell).
-    let checkpointWrites = 0;
-    const proxy = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const text = body.toString('utf8');
-        // Every write that would move the checkpoint's cursor: advances, and the last one with the release.
-        const update = String(req.headers['x-amz-target'] ?? '').endsWith('.UpdateItem');
-        if (update && text.includes('"S":"checkpoint"') && /[ ,]cursorEpoch = :e/.test(text)) {
-          checkpointWrites++;
-          res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
-          res.end('{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"boom"}');
-          return;
-        }
-        const upstream = new URL(h.dynamo.endpoint);
-        const out = request(
-          {
-            host: upstream.hostname,
-            port: upstream.port,
-            path: req.url,
-            method: req.method,
-            headers: req.headers,
-          },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 500, answer.headers);
-            answer.pipe(res);
-          },
-        );
-        out.end(body);
-      });
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxy = await startLossyDynamoProxy(h.dynamo.endpoint);
+    // Every write that would move the checkpoint's cursor: advances, and the last one with the release.
+    proxy.failWhen(
+      (operation, body) =>
+        operation === 'UpdateItem' && body.includes('"S":"checkpoint"') && /[ ,]cursorEpoch = :e/.test(body),
+    );
     const client = createDynamoClient({
       table: h.table,
       region: 'us-east-1',
-      endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      endpoint: proxy.endpoint,
     });
     try {
       const settings = h.settings(env);
@@ -211,7 +183,7 @@ describe('a crash between the ledger write and the checkpoint write', () => {
       const broken = await runSync({ ...sync, retryPolicy: QUICK_RETRIES }, { owner: 'crashing' });
       await sync.close();
       expect(broken).toMatchObject({ outcome: 'failed', reason: 'checkpoint_error' });
-      expect(checkpointWrites).toBeGreaterThan(0);
+      expect(proxy.failed).toBeGreaterThan(0);
       const postedBefore = new Set(h.api.calls.map((c) => c.uniqueid));
       expect(postedBefore.size).toBeGreaterThan(0);
       // Its lease runs out; the next run starts from the old checkpoint.
@@ -227,7 +199,7 @@ describe('a crash between the ledger write and the checkpoint write', () => {
       expect(summary.skippedAhead).toBe([...postedBefore].filter((u) => recorded.has(u)).length);
     } finally {
       client.destroy();
-      await new Promise((r) => proxy.close(r));
+      await proxy.close();
     }
   });
 });

@@ -89,27 +89,7 @@ describe('a crash while pending calls are resolved', () => {
     await setStatus(h.db, rows[0]?.uniqueid as string, 'SALE');
 
     h.api.setLatency(10);
-    const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/did-sync.js'), 'run'], {
-      env: { PATH: process.env.PATH, ...h.cliEnv(), ...env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
-      stdio: 'ignore',
-    });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        if (h.api.calls.length >= 300) {
-          clearInterval(timer);
-          child.kill('SIGKILL');
-          resolve();
-        }
-      }, 2);
-      child.on('exit', () => {
-        clearInterval(timer);
-        if (h.api.calls.length < 300) reject(new Error('the run ended before it could be killed'));
-      });
-    });
-    await new Promise((r) =>
-      child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
-    );
-    await new Promise((r) => setTimeout(r, 200));
+    await h.killRunAfter(env, 300);
     const posted = new Set(h.api.calls.map((c) => c.uniqueid));
     const state = await h.store.read('crash-pending');
     // Still pending in the checkpoint but already posted: the only calls the next run may repeat.

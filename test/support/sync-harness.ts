@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import { type ApiKeyProvider, staticApiKey } from '../../functions/sync/api-client';
@@ -45,6 +47,11 @@ export interface Harness {
     },
   ): Promise<{ summary: RunSummary; log: MemorySyncLog }>;
   dbNow(): Promise<number>;
+  /**
+   * `did-sync run` in a process of its own, killed without warning (SIGKILL) once the API has received
+   * `posts` calls; resolves when it is dead and the requests it had sent in full have been answered.
+   */
+  killRunAfter(env: Env, posts: number): Promise<void>;
   /** A run's lease runs out (it crashed or froze), without waiting LEASE_SECONDS. */
   expireLease(syncId: string): Promise<void>;
   close(): Promise<void>;
@@ -114,6 +121,33 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
         { owner: options.owner ?? `test-${randomBytes(3).toString('hex')}`, ...options },
       );
       return { summary, log };
+    },
+    async killRunAfter(env, posts) {
+      const child = spawn(
+        process.execPath,
+        [join(import.meta.dirname, '..', '..', 'bin', 'did-sync.js'), 'run'],
+        {
+          env: { PATH: process.env.PATH, ...harness.cliEnv(), ...env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+          stdio: 'ignore',
+        },
+      );
+      await new Promise<void>((resolve, reject) => {
+        const timer = setInterval(() => {
+          if (api.calls.length >= posts) {
+            clearInterval(timer);
+            child.kill('SIGKILL');
+            resolve();
+          }
+        }, 2);
+        child.on('exit', () => {
+          clearInterval(timer);
+          if (api.calls.length < posts) reject(new Error('the run ended before it could be killed'));
+        });
+      });
+      await new Promise((r) =>
+        child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
+      );
+      await new Promise((r) => setTimeout(r, 200));
     },
     async expireLease(syncId) {
       await client.send(
