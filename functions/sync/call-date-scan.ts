@@ -57,6 +57,10 @@ export class ReorderHeap {
     items[i] = row;
   }
 
+  rows(): readonly CallRow[] {
+    return this.items;
+  }
+
   /** Removes and returns every row, in no particular order. */
   drain(): CallRow[] {
     return this.items.splice(0);
@@ -138,6 +142,11 @@ export class CallDateScan {
   /** Calls read but waiting for the scan to pass their end. */
   get waiting(): number {
     return this.heap.size;
+  }
+
+  /** Finished calls read and waiting for the scan to pass their end, in no particular order. */
+  waitingRows(): readonly CallRow[] {
+    return this.heap.rows();
   }
 
   /**

@@ -45,7 +45,10 @@ export class CallDelivery {
   private refreshedKey: Promise<string> | undefined;
   /** Attempts after a failed one (429 waits excluded). */
   retries = 0;
-  /** Attempts made after one that may have been stored (timeout or connection lost after sending). */
+  /**
+   * Requests that may have been stored and got no answer (cut by a timeout, the deadline or a lost
+   * connection after they were sent in full): each is a possible repeat, counted and logged once.
+   */
   ambiguous = 0;
   rateLimited = 0;
 
@@ -83,7 +86,6 @@ export class CallDelivery {
     const { policy } = this.options;
     let attempt = 0;
     let throttled = 0;
-    let maybeStored = false;
     for (;;) {
       if (!(await this.throttle.acquire(this.control))) return { kind: 'stopped' };
       if (!this.control.mayStart()) {
@@ -98,10 +100,6 @@ export class CallDelivery {
         throw error;
       }
       attempt++;
-      if (maybeStored) {
-        this.ambiguous++;
-        this.log.log('warn', 'call_ambiguous', { ...logFields, attempt });
-      }
       const started = Date.now();
       const result = await this.client.post(
         payload,
@@ -113,7 +111,11 @@ export class CallDelivery {
 
       let failure: { kind: FailureKind; status: number | null; error: string };
       if (result.kind === 'network') {
-        maybeStored ||= result.ambiguous;
+        if (result.ambiguous) {
+          // Sent in full, no answer: the API may hold it, and whatever happens next may repeat it.
+          this.ambiguous++;
+          this.log.log('warn', 'call_ambiguous', { ...logFields, attempt, error: result.error });
+        }
         failure = { kind: 'transient', status: null, error: result.error };
       } else {
         const verdict = classifyAnswer(result);

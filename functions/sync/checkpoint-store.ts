@@ -14,6 +14,7 @@ import {
 import type { Cursor } from './cursor';
 import type { ParkedCall, PendingCall } from './held-calls';
 import { DeliveryLedger } from './ledger';
+import type { ResendRange } from './post-gate';
 
 export type { ParkedCall, PendingCall } from './held-calls';
 
@@ -38,6 +39,8 @@ export interface HeldState {
    * between the cursor and here, so nothing delivered is posted again after a stop or a crash.
    */
   readonly frontier: number;
+  /** The cursor has passed the operator's re-send range: it is removed. */
+  readonly resendDone?: boolean;
 }
 export interface LastRun {
   readonly outcome: string;
@@ -62,6 +65,31 @@ export interface CheckpointState {
   readonly lease: { readonly owner: string; readonly expiresAt: number } | null;
   readonly updatedAt: string | null;
   readonly lastRun: LastRun | null;
+  /** End epochs whose delivered calls the next runs post once more (`reset --resend`). */
+  readonly resend: ResendRange | null;
+  /**
+   * The start-up read of a new sync (or after a reset): calls that began before the start point and
+   * may end after it, read by call_date from `fromEpoch` up to `toEpoch` (exclusive) and followed.
+   * Null once done.
+   */
+  readonly adopt: AdoptRange | null;
+  /** End-epoch ranges a forward reset skipped: reconcile reports their calls as skipped, not missing. */
+  readonly skipped: readonly SkippedRange[];
+}
+
+export interface AdoptRange {
+  /** call_date epoch the start-up read has reached. */
+  readonly fromEpoch: number;
+  /** call_date epoch where the ordinary scan takes over. */
+  readonly toEpoch: number;
+  /** Calls ending before this are not the sync's (they ended before its start point). */
+  readonly startEpoch: number;
+}
+
+export interface SkippedRange {
+  readonly fromEpoch: number;
+  readonly toEpoch: number;
+  readonly at: string;
 }
 
 /** Proof of holding a sync's lease; every write carries it as its condition. */
@@ -141,6 +169,7 @@ function heldToValues(held: HeldState): Record<string, AttributeValue> {
 }
 
 const HELD_SET = 'pending = :p, parked = :k, ahead = :a, frontier = :fr';
+const heldRemove = (held: HeldState) => (held.resendDone ? ' REMOVE resendFrom, resendTo' : '');
 
 function num(attr: AttributeValue | undefined): number | undefined {
   return attr?.N === undefined ? undefined : Number(attr.N);
@@ -179,6 +208,19 @@ function toState(syncId: string, item: Record<string, AttributeValue>): Checkpoi
     lease: owner !== undefined && expiresAt !== undefined ? { owner, expiresAt } : null,
     updatedAt: str(item.updatedAt) ?? null,
     lastRun,
+    resend:
+      item.resendFrom && item.resendTo
+        ? { fromEpoch: num(item.resendFrom) ?? 0, toEpoch: num(item.resendTo) ?? 0 }
+        : null,
+    adopt:
+      item.adoptFrom && item.adoptTo
+        ? {
+            fromEpoch: num(item.adoptFrom) ?? 0,
+            toEpoch: num(item.adoptTo) ?? 0,
+            startEpoch: num(item.adoptStart) ?? 0,
+          }
+        : null,
+    skipped: item.skippedRanges?.S ? (JSON.parse(item.skippedRanges.S) as SkippedRange[]) : [],
   };
 }
 
@@ -358,7 +400,7 @@ export class CheckpointStore {
     return this.fencedUpdate(
       lease,
       'checkpoint',
-      `SET cursorEpoch = :e, cursorUid = :u, ${HELD_SET}, leaseExpiresAt = :exp, updatedAt = :t`,
+      `SET cursorEpoch = :e, cursorUid = :u, ${HELD_SET}, leaseExpiresAt = :exp, updatedAt = :t${heldRemove(held)}`,
       {
         ':e': n(next.endEpoch),
         ':u': s(next.uniqueid),
@@ -406,7 +448,7 @@ export class CheckpointStore {
       await this.fencedUpdate(
         lease,
         'release',
-        `REMOVE leaseOwner, leaseExpiresAt${sets.length ? ` SET ${sets.join(', ')}` : ''}`,
+        `REMOVE leaseOwner, leaseExpiresAt${final?.held.resendDone ? ', resendFrom, resendTo' : ''}${sets.length ? ` SET ${sets.join(', ')}` : ''}`,
         {
           ...(record ? { ':r': s(record) } : {}),
           ...(final

@@ -9,8 +9,9 @@ import {
   LeaseLostError,
 } from './checkpoint-store';
 import { type Cursor, compareCursor, cursorAt, cursorOf, lagSeconds, sameCursor } from './cursor';
+import { decideCursor, mayPass, type OpenRow, openRowOf } from './cursor-rule';
 import { HeldCalls, type RunFailure } from './held-calls';
-import type { LedgerEntry } from './ledger';
+import type { LedgerEntry, LedgerOutcome } from './ledger';
 import { describeError, type SyncLog } from './log';
 import { OutageBreaker } from './outage-breaker';
 import {
@@ -22,6 +23,7 @@ import {
   payloadProblem,
   toPayload,
 } from './payload';
+import { PostGate } from './post-gate';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy';
 import { forEachConcurrent, PLANNED_STOPS, RunControl, type StopReason } from './run-control';
 import { ScanWindow, type Slot } from './scan-window';
@@ -94,8 +96,15 @@ export interface RunSummary {
   readonly recovered: number;
   /** Calls reconcile had queued as missing, delivered by this run. */
   readonly repaired: number;
-  /** Calls a previous run had delivered ahead of its checkpoint: skipped, not posted again. */
+  /** Calls the ledger (or another path of this run) held as resolved: skipped, not posted again. */
   readonly skippedAhead: number;
+  /** Calls posted again on the operator's explicit word (`reset --resend`). */
+  readonly resent: number;
+  /**
+   * Calls this run delivered whose ledger entries could not be written: the next run posts them
+   * again. Zero unless DynamoDB refused every attempt to record them.
+   */
+  readonly unrecorded: number;
   readonly batches: number;
   readonly callsRead: number;
   readonly checkpoints: number;
@@ -116,6 +125,7 @@ interface Counters {
   recovered: number;
   repaired: number;
   skippedAhead: number;
+  resent: number;
   batches: number;
   callsRead: number;
   checkpoints: number;
@@ -151,9 +161,19 @@ interface PendingWrite {
   readonly held: HeldState;
   /** Calls resolved-but-unwritten this write covers (the crash bound). */
   readonly covers: number;
+  /** R2: recorded before the cursor moves; kept for the next attempt if the write fails. */
   readonly ledger: LedgerEntry[];
   readonly repairs: string[];
 }
+
+/** A resolved call waiting for its ledger entry. */
+interface Resolution {
+  readonly endEpoch: number;
+  readonly outcome: LedgerOutcome;
+}
+
+/** Ledger writes that may fail in a row before the run stops with its cursor behind them. */
+const LEDGER_FAILURES_MAX = 2;
 
 class SyncRun {
   private readonly s: SyncSettings;
@@ -172,6 +192,7 @@ class SyncRun {
     recovered: 0,
     repaired: 0,
     skippedAhead: 0,
+    resent: 0,
     batches: 0,
     callsRead: 0,
     checkpoints: 0,
@@ -180,11 +201,23 @@ class SyncRun {
   /** The cursor as last written (or read): every call at or before it is resolved. */
   private cursor: Cursor | undefined;
   private held!: HeldCalls;
-  /** Calls a previous run delivered beyond its cursor. */
-  /** Calls an earlier run resolved beyond its cursor (from the ledger): skipped, not posted again. */
-  private skip = new Set<string>();
+  /** R3: asked before every post. */
+  private readonly gate: PostGate;
   /** Calls resolved since the last checkpoint write: recorded in the ledger before that write. */
-  private readonly resolvedSinceFlush = new Map<string, number>();
+  private readonly resolvedSinceFlush = new Map<string, Resolution>();
+  /** In-between rows the scan read and left to the next run's scan (R1 decides at every write). */
+  private readonly watched = new Map<string, OpenRow>();
+  private scanner: CallDateScan | undefined;
+  /** Whether the scan starts an hour early (a daylight-saving change near the cursor). */
+  private dstNear = false;
+  /** Posts started and not yet resolved: with `unwritten`, what a crash may repeat. */
+  private posting = 0;
+  private ledgerFailures = 0;
+  /** Delivered calls whose ledger entries were never written (the run gave up on DynamoDB). */
+  private unrecorded = 0;
+  private pendingFullLogged = false;
+  /** The end of the operator's re-send range, until the cursor passes it. */
+  private resendTo: number | undefined;
   /** The latest end resolved beyond the cursor, as last written. */
   private frontier = 0;
   /** Repair items (calls reconcile found missing) this run resolved: deleted after the ledger write. */
@@ -217,6 +250,7 @@ class SyncRun {
     this.started = this.now();
     this.dryRun = options.dryRun ?? false;
     this.control = new RunControl(options.deadline, this.now);
+    this.gate = new PostGate();
     this.throttle = new Throttle(this.s.concurrency, this.now);
     this.breaker = new OutageBreaker(this.s.failureStop);
     this.delivery = new CallDelivery(
@@ -296,7 +330,7 @@ class SyncRun {
       const state = await checkpoints.read(syncId);
       this.cursor = state?.cursor ?? initial;
       this.held = new HeldCalls(state?.pending ?? [], state?.parked ?? [], limits);
-      if (state) await this.loadSkips(state);
+      if (state) await this.loadKnowledge(state);
     } else {
       const acquired = await checkpoints.acquire(syncId, this.options.owner, this.leaseMs, initial, {
         timeoutMs: this.control.timeLeft(),
@@ -321,7 +355,7 @@ class SyncRun {
             timeoutMs: this.control.timeLeft(),
           });
         }
-        await this.loadSkips(acquired.state);
+        await this.loadKnowledge(acquired.state);
       } catch (error) {
         this.fail(error);
         return this.finish('failed');
@@ -338,7 +372,7 @@ class SyncRun {
       lagSeconds: lag,
       pending: this.held.pendingCount,
       parked: this.held.parkedCount,
-      skip: this.skip.size,
+      watched: this.watched.size,
     });
     if (lag < 0) {
       this.log('warn', 'cursor_ahead', {
@@ -351,6 +385,11 @@ class SyncRun {
     const renewal = this.lease
       ? setInterval(() => this.renewIfIdle(), Math.floor(this.leaseMs / 3))
       : undefined;
+    // R4: whatever the run is waiting on, it ends at its deadline (every wait listens for the stop).
+    const deadline =
+      this.options.deadline === undefined
+        ? undefined
+        : setTimeout(() => this.control.stop('time_budget'), Math.max(0, this.control.timeLeft()));
     const flushes = setInterval(() => void this.flush(), this.s.checkpointIntervalMs);
     try {
       await this.resolveHeld();
@@ -360,29 +399,32 @@ class SyncRun {
       this.fail(error);
     } finally {
       if (renewal) clearInterval(renewal);
+      if (deadline) clearTimeout(deadline);
       clearInterval(flushes);
       await this.writes;
     }
     if (this.control.reason !== 'lease_lost') await this.settleParked();
-    let outcome: RunOutcome = 'completed';
-    if (this.control.stopped) {
-      outcome = PLANNED_STOPS.has(this.control.reason as StopReason) ? 'partial' : 'failed';
-    }
-    return this.finish(outcome);
+    return this.finish();
   }
 
   /** Writes the last checkpoint together with the lease release, and logs the run's end. */
-  private async finish(outcome: RunOutcome): Promise<RunSummary> {
+  private async finish(failed?: 'failed'): Promise<RunSummary> {
     let final = this.lease && this.control.reason !== 'lease_lost' ? this.pendingWrite() : undefined;
-    if (final) {
-      try {
-        await this.recordLedger(final);
-        this.commit(final.next);
-      } catch (error) {
-        // Without the ledger entry the checkpoint must not move past those calls.
-        this.fail(error);
-        final = undefined;
-      }
+    // Without their ledger entries neither the cursor nor the followed set may move past those calls.
+    if (final && !(await this.recordLedger(final))) final = undefined;
+    if (final) this.written(final);
+    const unrecorded = [...this.resolvedSinceFlush.values()].filter((r) => r.outcome === 'delivered').length;
+    if (unrecorded > 0 && !this.dryRun) {
+      this.unrecorded = unrecorded;
+      this.log('error', 'calls_unrecorded', {
+        calls: unrecorded,
+        detail: 'delivered, but their ledger entries could not be written: the next run posts them again',
+      });
+    }
+    // Decided after the last write: the cursor rule or the ledger may stop the run there.
+    let outcome: RunOutcome = failed ?? 'completed';
+    if (!failed && this.control.stopped) {
+      outcome = PLANNED_STOPS.has(this.control.reason as StopReason) ? 'partial' : 'failed';
     }
     const summary = this.summary(
       outcome,
@@ -459,6 +501,8 @@ class SyncRun {
       recovered: this.counters.recovered,
       repaired: this.counters.repaired,
       skippedAhead: this.counters.skippedAhead,
+      resent: this.counters.resent,
+      unrecorded: this.unrecorded,
       batches: this.counters.batches,
       callsRead: this.counters.callsRead,
       checkpoints: this.counters.checkpoints,
@@ -600,8 +644,9 @@ class SyncRun {
       maxWindow: 2 * this.s.batchSize,
     });
     this.window = window;
-    // Workers wait on a prefix held by failed calls with nothing in flight: those failures were isolated.
-    window.onStall = () => this.settleSuspects();
+    // Workers wait on a prefix held by failed calls with nothing in flight: those failures were isolated,
+    // or, when nothing was delivered at all, the run can go no further.
+    window.onStall = () => this.settleSuspects(true);
     const reader = this.readLoop(window)
       .catch((error) => {
         this.fail(error);
@@ -613,6 +658,7 @@ class SyncRun {
         if (!slot) return;
         const result = await this.resolveCall(slot.row as CallRow, 'scan', slot);
         if (result === 'resolved') window.resolve(slot);
+        else if (result === 'skipped') window.resolve(slot, false);
         window.release();
       }
     });
@@ -621,41 +667,44 @@ class SyncRun {
   }
 
   private async readLoop(window: ScanWindow): Promise<void> {
-    const scan = await this.openScan();
-    try {
-      await this.readChunks(window, scan);
-    } finally {
-      for (const row of scan.leftBehind()) this.follow(row);
-    }
+    // What the scan leaves unresolved when it stops is the cursor rule's to settle (pendingWrite).
+    await this.readChunks(window, await this.openScan());
   }
 
   private async openScan(): Promise<CallDateScan> {
-    const cursor = this.cursor as Cursor;
-    const lowEpoch = cursor.endEpoch - this.s.lookbackSeconds;
-    // A daylight-saving change near the cursor: local call_date values repeat, start an hour earlier.
-    const dstAtStart = await this.database((o) =>
-      this.deps.calls.offsetChanges(lowEpoch - 3600, cursor.endEpoch + 3600, o),
-    );
     const scan = new CallDateScan(
       this.deps.calls,
-      cursor,
+      this.cursor as Cursor,
       {
         lookbackSeconds: this.s.lookbackSeconds,
         chunkRows: this.s.batchSize,
         take: (row) => {
           if (isFinished(row, this.s.transientStatuses)) return true;
-          // A call still going that started within LOOKBACK_SECONDS of where the next run's scan begins
-          // is read again by that scan: it needs following only once it is older than that.
-          if ((row as ScanRow).cd_epoch > this.dbNow - this.s.settleSeconds - this.s.lookbackSeconds) {
-            return false;
-          }
-          return !this.follow(row);
+          this.notFinished(row as ScanRow);
+          return false;
         },
       },
-      dstAtStart,
+      // A daylight-saving change near the cursor: local call_date values repeat, start an hour earlier.
+      this.dstNear,
     );
     for (const row of this.rejoin) scan.inject(row);
+    this.scanner = scan;
     return scan;
+  }
+
+  /**
+   * A row read in an in-between state (QUEUE, INCALL, DISPO, no status yet). Followed now if even the
+   * furthest cursor this run can write would pass it (R1); otherwise watched, and the rule is applied
+   * again at every checkpoint write. A call already resolved (read again in a daylight-saving hour, or
+   * sent as it was when it could not be followed) is never followed again.
+   */
+  private notFinished(row: ScanRow): void {
+    const uid = row.uniqueid;
+    if (this.gate.isResolved(uid) || this.held.isPending(uid) || this.held.isParked(uid)) return;
+    const open = openRowOf(row, this.s.transientStatuses, this.dbNow);
+    const furthest = cursorAt(this.dbNow - this.s.settleSeconds + 1);
+    if (!mayPass(furthest, open, this.s.lookbackSeconds) && this.follow(row)) return;
+    this.watched.set(uid, open);
   }
 
   private async readChunks(window: ScanWindow, scan: CallDateScan): Promise<void> {
@@ -697,37 +746,32 @@ class SyncRun {
   }
 
   /**
-   * A call seen before it finished: followed by uniqueid until it does. False when it cannot be
-   * followed (PENDING_MAX reached) but has ended: it is then sent as it is rather than lost.
+   * Follows a call by uniqueid until it is final and delivered. False when PENDING_MAX calls are
+   * followed already: then the cursor rule holds the cursor before it instead.
    */
-  private follow(row: CallRow): boolean {
+  private follow(row: { uniqueid: string; end_epoch: number | null }): boolean {
     if (this.held.isPending(row.uniqueid) || this.held.isParked(row.uniqueid)) return true;
     if (this.held.hold({ uniqueid: row.uniqueid, endEpoch: row.end_epoch ?? 0, firstSeen: this.dbNow })) {
       this.dirty = true;
-      this.log('info', 'pending', this.callFields(row));
+      this.watched.delete(row.uniqueid);
+      this.log('info', 'pending', { uniqueid: row.uniqueid, endEpoch: row.end_epoch ?? null });
       return true;
     }
-    const live = isLive(row);
-    // Still going and no room to follow it: only reconcile will find it once it ends.
-    this.log('warn', 'pending_full', {
-      ...this.callFields(row),
-      pendingMax: this.s.pendingMax,
-      followed: false,
-      sentAsIs: !live,
-    });
-    return live;
+    return false;
   }
 
   /** Decides what a finished call read in order needs: a post, or nothing because it was handled. */
   private intake(window: ScanWindow, row: CallRow): void {
-    if (compareCursor(cursorOf(row), this.cursor as Cursor) <= 0) return; // resolved before this run
-    if (this.skip.has(row.uniqueid)) {
+    // At or before the cursor: resolved before this run, or followed (R1 saw to that when it was written).
+    if (compareCursor(cursorOf(row), this.cursor as Cursor) <= 0) return;
+    this.watched.delete(row.uniqueid);
+    if (this.gate.isResolved(row.uniqueid)) {
       this.counters.skippedAhead++;
-      window.add(row, 'done');
+      window.add(row, 'skip');
       return;
     }
     if (this.held.isParked(row.uniqueid)) {
-      window.add(row, 'done');
+      window.add(row, 'skip');
       return;
     }
     // A followed call that finished is delivered here, in order, and stops being followed once resolved.
@@ -756,7 +800,14 @@ class SyncRun {
     row: CallRow,
     source: Source,
     slot?: Slot,
-  ): Promise<'resolved' | 'failed' | 'unresolved'> {
+  ): Promise<'resolved' | 'failed' | 'unresolved' | 'skipped'> {
+    // R3: nothing is posted that the ledger or another path of this run has resolved or taken.
+    const admission = this.gate.admit(row);
+    if (admission === 'resolved' || admission === 'taken') {
+      this.counters.skippedAhead++;
+      this.afterSkipped(row, source);
+      return 'skipped';
+    }
     const payload = toPayload(row);
     const problem = payloadProblem(payload);
     if (problem) {
@@ -772,10 +823,18 @@ class SyncRun {
       this.afterResolved(row, source, true);
       return 'resolved';
     }
-    // The crash bound: never more than a batch of calls posted but not yet in a checkpoint write.
-    while (this.unwritten >= this.s.batchSize && !this.control.stopped) await this.flush();
+    // R6, the crash bound: calls posted (or being posted) whose ledger entries are not written yet never
+    // exceed BATCH_SIZE. The check and the count are one synchronous step, so concurrent workers cannot
+    // all pass it at BATCH_SIZE - 1.
+    while (this.unwritten + this.posting >= this.s.batchSize && !this.control.stopped) await this.flush();
+    if (this.control.stopped) return 'unresolved';
+    if (admission === 'resend') {
+      this.counters.resent++;
+      this.log('warn', 'call_resent', { ...fields, source });
+    }
     const started = this.now();
     let result: DeliveryResult;
+    this.posting++;
     try {
       result = await this.delivery.deliver(payload, fields);
     } catch (error) {
@@ -783,11 +842,13 @@ class SyncRun {
       this.control.stop('api_auth', (error as Error).message);
       this.log('error', 'api_key_unavailable', describeError(error));
       return 'unresolved';
+    } finally {
+      this.posting--;
     }
     switch (result.kind) {
       case 'delivered':
         this.counters.delivered++;
-        this.resolvedSinceFlush.set(row.uniqueid, row.end_epoch);
+        this.resolved(row.uniqueid, row.end_epoch, 'delivered');
         this.log('info', 'call_sent', {
           ...fields,
           httpStatus: result.status,
@@ -860,6 +921,25 @@ class SyncRun {
       case 'stopped':
         return 'unresolved';
     }
+  }
+
+  /** A resolved call waits for its ledger entry (R2) and is never posted again by this run (R3). */
+  private resolved(uniqueid: string, endEpoch: number, outcome: LedgerOutcome): void {
+    this.gate.settle(uniqueid);
+    this.resolvedSinceFlush.set(uniqueid, { endEpoch, outcome });
+  }
+
+  /** A call the gate found resolved already: whichever set held it lets it go, nothing is posted. */
+  private afterSkipped(row: CallRow, source: Source): void {
+    if (source === 'repair') this.repairsDone.push(row.uniqueid);
+    if (this.held.isPending(row.uniqueid)) {
+      this.held.release(row.uniqueid);
+      this.dirty = true;
+    } else if (source === 'parked' && this.held.isParked(row.uniqueid)) {
+      this.held.unpark(row.uniqueid);
+      this.dirty = true;
+    }
+    this.log('info', 'call_skipped', { uniqueid: row.uniqueid, endEpoch: row.end_epoch, source });
   }
 
   /** Book-keeping after a call is delivered or dead-lettered. */
@@ -1012,7 +1092,8 @@ class SyncRun {
     }
     this.counters.deadLettered++;
     const endEpoch = details.row?.end_epoch ?? details.endEpoch;
-    if (endEpoch) this.resolvedSinceFlush.set(uniqueid, endEpoch);
+    if (endEpoch) this.resolved(uniqueid, endEpoch, 'dead_lettered');
+    else this.gate.settle(uniqueid);
     this.log('warn', 'call_dead_lettered', fields);
     return true;
   }
@@ -1020,11 +1101,15 @@ class SyncRun {
   // ---------------------------------------------------------------------------------------------
   // Checkpoints.
 
-  /** What the next checkpoint write would store, or undefined when nothing changed. */
+  /**
+   * What the next checkpoint write would store, or undefined when nothing changed. The cursor is the
+   * window's resolved prefix, cut where the cursor rule (R1) says; the ledger entries it must not pass
+   * (R2) go with it, and stay queued until a write of them succeeds.
+   */
   private pendingWrite(): PendingWrite | undefined {
     const previous = this.cursor as Cursor;
     const covers = this.unwritten;
-    const next = this.window?.prefixCursor() ?? previous;
+    const next = this.applyCursorRule(previous, this.window?.prefixCursor() ?? previous);
     let frontier = this.frontier > next.endEpoch ? this.frontier : 0;
     for (const row of this.window?.resolvedBeyondPrefix() ?? []) frontier = Math.max(frontier, row.end_epoch);
     const aheadChanged = this.window?.takeAheadChanged() ?? false;
@@ -1038,25 +1123,120 @@ class SyncRun {
       return undefined;
     }
     this.dirty = false;
-    const ledger = [...this.resolvedSinceFlush].map(([uniqueid, endEpoch]) => ({ uniqueid, endEpoch }));
-    this.resolvedSinceFlush.clear();
+    const ledger = [...this.resolvedSinceFlush].map(([uniqueid, r]) => ({
+      uniqueid,
+      endEpoch: r.endEpoch,
+      outcome: r.outcome,
+    }));
     return {
       previous,
       next,
-      held: { pending: this.held.pendingCalls(), parked: this.held.parkedCalls(), frontier },
+      held: {
+        pending: this.held.pendingCalls(),
+        parked: this.held.parkedCalls(),
+        frontier,
+        ...(this.resendTo !== undefined && next.endEpoch >= this.resendTo ? { resendDone: true } : {}),
+      },
       covers,
       ledger,
-      repairs: this.repairsDone.splice(0),
+      repairs: [...this.repairsDone],
     };
   }
 
-  /** The ledger first: a crash after it and before the checkpoint repeats nothing it holds. */
-  private async recordLedger(write: PendingWrite): Promise<void> {
-    if (this.dryRun || write.ledger.length === 0) return;
-    await this.deps.checkpoints.ledger.record(this.s.syncId, write.ledger, {
-      ledgerDays: this.s.ledgerDays,
-      timeoutMs: Math.max(FINAL_WRITE_MS, this.control.timeLeft()),
-    });
+  /**
+   * R1, enforced here and nowhere else: every row this run read and has not resolved (watched
+   * in-between rows, finished calls waiting in the scan's reorder heap, calls queued or in flight) is
+   * followed before a cursor that would pass it is written; one that cannot be followed (PENDING_MAX)
+   * holds the cursor, and the run ends `pending_full`.
+   */
+  private applyCursorRule(previous: Cursor, candidate: Cursor): Cursor {
+    const open = (function* (run: SyncRun): Generator<OpenRow> {
+      const unresolved = (row: CallRow) =>
+        !run.held.isPending(row.uniqueid) &&
+        !run.held.isParked(row.uniqueid) &&
+        !run.gate.isResolved(row.uniqueid);
+      for (const o of run.watched.values()) if (unresolved({ uniqueid: o.uniqueid } as CallRow)) yield o;
+      const finished = (row: CallRow): OpenRow | undefined =>
+        'cd_epoch' in row && unresolved(row)
+          ? { uniqueid: row.uniqueid, cdEpoch: (row as ScanRow).cd_epoch, earliestEnd: row.end_epoch }
+          : undefined;
+      for (const row of run.scanner?.waitingRows() ?? []) {
+        const o = finished(row);
+        if (o) yield o;
+      }
+      for (const row of run.window?.unresolvedRows() ?? []) {
+        const o = finished(row);
+        if (o) yield o;
+      }
+    })(this);
+    const decision = decideCursor(previous, candidate, open, this.s.lookbackSeconds, (o) =>
+      this.follow({ uniqueid: o.uniqueid, end_epoch: o.earliestEnd }),
+    );
+    if (decision.held.length > 0) {
+      const first = decision.held[0] as OpenRow;
+      this.control.stop(
+        'pending_full',
+        `${this.s.pendingMax} calls are followed (PENDING_MAX): the cursor waits before ${decision.held.length} call(s) it could not follow`,
+      );
+      if (!this.pendingFullLogged) {
+        this.pendingFullLogged = true;
+        this.log('error', 'pending_full', {
+          uniqueid: first.uniqueid,
+          pendingMax: this.s.pendingMax,
+          notFollowed: decision.held.length,
+          cursorHeldAt: decision.cursor.endEpoch,
+        });
+      }
+    }
+    return decision.cursor;
+  }
+
+  /** A write succeeded: what it covered is durable, the rest stays queued for the next one. */
+  private written(write: PendingWrite): void {
+    this.commit(write.next);
+    this.frontier = write.held.frontier;
+    this.unwritten -= write.covers;
+    for (const e of write.ledger) {
+      const queued = this.resolvedSinceFlush.get(e.uniqueid);
+      if (queued && queued.endEpoch === e.endEpoch && queued.outcome === e.outcome) {
+        this.resolvedSinceFlush.delete(e.uniqueid);
+      }
+    }
+    this.repairsDone.splice(0, write.repairs.length);
+  }
+
+  /** A write failed: nothing it carried is forgotten, the next attempt writes it again. */
+  private notWritten(): void {
+    this.dirty = true;
+  }
+
+  /**
+   * R2, the ledger first: a crash after it and before the checkpoint repeats nothing it holds. A failed
+   * write keeps its entries for the next attempt and no cursor is written past them; after
+   * LEDGER_FAILURES_MAX failures in a row the run stops with its cursor behind them. False: not written.
+   */
+  private async recordLedger(write: PendingWrite): Promise<boolean> {
+    if (this.dryRun || write.ledger.length === 0) return true;
+    try {
+      await this.deps.checkpoints.ledger.record(this.s.syncId, write.ledger, {
+        ledgerDays: this.s.ledgerDays,
+        timeoutMs: Math.max(FINAL_WRITE_MS, this.control.timeLeft()),
+      });
+      this.ledgerFailures = 0;
+      return true;
+    } catch (error) {
+      this.notWritten();
+      this.ledgerFailures++;
+      this.log('error', 'ledger_write_failed', {
+        calls: write.ledger.length,
+        failuresInRow: this.ledgerFailures,
+        ...describeError(error),
+      });
+      if (this.ledgerFailures >= LEDGER_FAILURES_MAX) {
+        this.control.stop('checkpoint_error', `ledger write failed: ${(error as Error).message}`);
+      }
+      return false;
+    }
   }
 
   /** Repair items go once the ledger holds their calls. */
@@ -1070,16 +1250,21 @@ class SyncRun {
   }
 
   /**
-   * What earlier runs resolved beyond the cursor, from the ledger (and the list older versions kept in
-   * the checkpoint item): the scan skips those calls.
+   * What the ledger holds for every call this run's scan will read (from LOOKBACK_SECONDS before the
+   * cursor, an hour more near a daylight-saving change), whatever earlier runs wrote or failed to write
+   * afterwards, and the list older versions kept in the checkpoint item: the gate posts none of them.
    */
-  private async loadSkips(state: CheckpointState): Promise<void> {
-    for (const a of state.ahead) this.skip.add(a.uniqueid);
+  private async loadKnowledge(state: CheckpointState): Promise<void> {
     this.frontier = state.frontier;
-    // Whatever an earlier run recorded beyond this cursor, even if it died before writing its checkpoint.
-    for (const uid of await this.deps.checkpoints.ledger.loadAfter(this.s.syncId, state.cursor.endEpoch)) {
-      this.skip.add(uid);
-    }
+    this.gate.learn(state.ahead.map((a) => a.uniqueid));
+    this.gate.allowResend(state.resend ?? undefined);
+    this.resendTo = state.resend?.toEpoch;
+    const low = state.cursor.endEpoch - this.s.lookbackSeconds;
+    this.dstNear = await this.database((o) =>
+      this.deps.calls.offsetChanges(low - 3600, state.cursor.endEpoch + 3600, o),
+    );
+    const from = low - (this.dstNear ? 3600 : 0);
+    this.gate.learn(await this.deps.checkpoints.ledger.loadAfter(this.s.syncId, from));
   }
 
   private commit(next: Cursor): void {
@@ -1096,8 +1281,8 @@ class SyncRun {
       const write = this.pendingWrite();
       if (!write) return;
       if (!this.dryRun && this.lease) {
+        if (!(await this.recordLedger(write))) return;
         try {
-          await this.recordLedger(write);
           await this.deps.checkpoints.advance(
             this.lease,
             write.previous,
@@ -1109,15 +1294,14 @@ class SyncRun {
             },
           );
         } catch (error) {
+          this.notWritten();
           this.fail(error);
           return;
         }
         this.counters.checkpoints++;
         this.lastWriteAt = this.now();
       }
-      this.commit(write.next);
-      this.frontier = write.held.frontier;
-      this.unwritten -= write.covers;
+      this.written(write);
       await this.dropRepairs(write);
       this.logCheckpoint(write.next, write.held, false);
     });

@@ -23,7 +23,20 @@ import {
 export interface LedgerEntry {
   readonly uniqueid: string;
   readonly endEpoch: number;
+  /** Default `delivered`. A dead-lettered call is resolved but was never stored by the API. */
+  readonly outcome?: LedgerOutcome;
 }
+
+export type LedgerOutcome = 'delivered' | 'dead_lettered';
+
+/**
+ * Attribute name prefixes: `m<minute>` for delivered calls (and, in items written before the outcome
+ * was recorded, dead-lettered ones too), `d<minute>` for dead-lettered ones. The post gate asks
+ * "delivered?" (`m`); reconcile and the scan ask "resolved?" (either).
+ */
+const ATTR_PREFIX: Record<LedgerOutcome, string> = { delivered: 'm', dead_lettered: 'd' };
+const RESOLVED_ATTR = /^[md]\d+$/;
+const DELIVERED_ATTR = /^m\d+$/;
 
 const PREFIX = 'ledger#';
 /** Calls an item is sized for: ~100 KB, a quarter of DynamoDB's item limit. */
@@ -128,11 +141,25 @@ export class DeliveryLedger {
   /** Records resolved calls; idempotent. */
   async record(syncId: string, entries: readonly LedgerEntry[], options: LedgerOptions): Promise<void> {
     if (entries.length === 0) return;
+    const dead = entries.filter((e) => e.outcome === 'dead_lettered');
+    const delivered = dead.length === 0 ? entries : entries.filter((e) => e.outcome !== 'dead_lettered');
+    await this.recordOutcome(syncId, delivered, 'delivered', options);
+    await this.recordOutcome(syncId, dead, 'dead_lettered', options);
+  }
+
+  private async recordOutcome(
+    syncId: string,
+    entries: readonly LedgerEntry[],
+    outcome: LedgerOutcome,
+    options: LedgerOptions,
+  ): Promise<void> {
+    if (entries.length === 0) return;
+    const attr = ATTR_PREFIX[outcome];
     for (const [hour, minutes] of groupByHour(entries)) {
       const expiresAt = hour + 3600 + options.ledgerDays * 86_400;
       for (const [sk, group] of itemsFor(hour, minutes, this.dense.has(`${syncId}#${hour}`))) {
         try {
-          await this.add(syncId, sk, group, expiresAt, options);
+          await this.add(syncId, sk, attr, group, expiresAt, options);
         } catch (error) {
           if (!isTooLarge(error)) throw error;
           // Denser than the write could tell: one item per minute for this hour from now on.
@@ -143,6 +170,7 @@ export class DeliveryLedger {
               await this.add(
                 syncId,
                 `${PREFIX}${hour}#${minute}`,
+                attr,
                 new Map([[minute, new Set(uids.slice(i, i + MAX_UIDS_PER_WRITE))]]),
                 expiresAt,
                 options,
@@ -157,6 +185,7 @@ export class DeliveryLedger {
   private async add(
     syncId: string,
     sk: string,
+    attr: string,
     minutes: Map<number, Set<string>>,
     expiresAt: number,
     options: LedgerOptions,
@@ -166,7 +195,7 @@ export class DeliveryLedger {
     const adds: string[] = [];
     let i = 0;
     for (const [minute, set] of minutes) {
-      names[`#m${i}`] = `m${minute}`;
+      names[`#m${i}`] = `${attr}${minute}`;
       values[`:m${i}`] = { SS: [...set] };
       adds.push(`#m${i} :m${i}`);
       i++;
@@ -199,7 +228,7 @@ export class DeliveryLedger {
       `${PREFIX}${hourOf(toEpoch - 1)}~`,
     )) {
       for (const [name, attr] of Object.entries(item)) {
-        if (!/^m\d+$/.test(name) || !attr.SS) continue;
+        if (!RESOLVED_ATTR.test(name) || !attr.SS) continue;
         const minute = Number(name.slice(1));
         if (minute + 60 <= fromEpoch || minute >= toEpoch) continue;
         const set = out.get(hourOf(minute));
@@ -214,12 +243,12 @@ export class DeliveryLedger {
    * runs resolved beyond a cursor, whatever they wrote or failed to write afterwards. Reads the cursor's
    * hour item and every item after it; in a caught-up sync, one or two items.
    */
-  async loadAfter(syncId: string, fromEpoch: number): Promise<Set<string>> {
+  async loadAfter(syncId: string, fromEpoch: number, attrs: RegExp = RESOLVED_ATTR): Promise<Set<string>> {
     const out = new Set<string>();
     const fromMinute = minuteOf(fromEpoch);
     const take = (item: Record<string, AttributeValue> | undefined) => {
       for (const [name, attr] of Object.entries(item ?? {})) {
-        if (!/^m\d+$/.test(name) || !attr.SS || Number(name.slice(1)) < fromMinute) continue;
+        if (!attrs.test(name) || !attr.SS || Number(name.slice(1)) < fromMinute) continue;
         for (const uid of attr.SS) out.add(uid);
       }
     };
@@ -236,6 +265,52 @@ export class DeliveryLedger {
     const from = Math.max(hour, fromMinute - (LONGEST_BLOCK_MINUTES - 1) * 60);
     for await (const item of this.items(syncId, `${PREFIX}${hour}#${from}`, `${PREFIX}~`)) take(item);
     return out;
+  }
+
+  /**
+   * What the ledger records for each of these calls, looked up by the minutes their end may have been
+   * recorded under (`fromEpoch`: its start, since an end only moves forward and never precedes the
+   * start; `toEpoch`: its end now). Calls the ledger does not hold are absent from the answer. Reads
+   * the hours the ranges touch, contiguous hours in one query.
+   */
+  async outcomes(
+    syncId: string,
+    calls: readonly { uniqueid: string; fromEpoch: number; toEpoch: number }[],
+  ): Promise<Map<string, LedgerOutcome>> {
+    const out = new Map<string, LedgerOutcome>();
+    if (calls.length === 0) return out;
+    const wanted = new Map<string, { from: number; to: number }>();
+    const hours = new Set<number>();
+    for (const c of calls) {
+      const from = minuteOf(Math.min(c.fromEpoch, c.toEpoch));
+      const to = minuteOf(c.toEpoch);
+      wanted.set(c.uniqueid, { from, to });
+      for (let h = hourOf(from); h <= hourOf(to); h += 3600) hours.add(h);
+    }
+    const sorted = [...hours].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length; ) {
+      let j = i;
+      while (j + 1 < sorted.length && (sorted[j + 1] as number) === (sorted[j] as number) + 3600) j++;
+      for await (const item of this.items(syncId, `${PREFIX}${sorted[i]}`, `${PREFIX}${sorted[j]}~`)) {
+        for (const [name, attr] of Object.entries(item)) {
+          if (!RESOLVED_ATTR.test(name) || !attr.SS) continue;
+          const minute = Number(name.slice(1));
+          const delivered = DELIVERED_ATTR.test(name);
+          for (const uid of attr.SS) {
+            const range = wanted.get(uid);
+            if (!range || minute < range.from || minute > range.to) continue;
+            if (delivered || !out.has(uid)) out.set(uid, delivered ? 'delivered' : 'dead_lettered');
+          }
+        }
+      }
+      i = j + 1;
+    }
+    return out;
+  }
+
+  /** Every uniqueid the ledger records as delivered for calls ending at or after `fromEpoch`. */
+  async deliveredAfter(syncId: string, fromEpoch: number): Promise<Set<string>> {
+    return this.loadAfter(syncId, fromEpoch, DELIVERED_ATTR);
   }
 
   /** The sync's ledger items with keys between `from` and `to`, a query page at a time. */

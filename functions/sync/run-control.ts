@@ -15,7 +15,8 @@ export type StopReason =
   | 'checkpoint_error'
   | 'database_error'
   | 'time_zone_mismatch'
-  | 'dead_letter_error';
+  | 'dead_letter_error'
+  | 'pending_full';
 
 /** Stops that end a run as `partial`: the next run simply goes on. The rest end it as `failed`. */
 export const PLANNED_STOPS: ReadonlySet<StopReason> = new Set(['max_batches', 'time_budget', 'rate_limited']);

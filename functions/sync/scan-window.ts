@@ -14,6 +14,12 @@ export interface Slot {
   readonly row: CallRow | null;
   readonly cursor: Cursor;
   done: boolean;
+  /**
+   * Whether it counts toward `maxResolvedAhead` once done: a call this run resolved does; one an
+   * earlier run resolved (already in the ledger) and a time-slice marker do not, so a prefix held by
+   * one failing call never stops the run from reaching calls it can deliver.
+   */
+  counts: boolean;
 }
 
 export interface WindowLimits {
@@ -48,11 +54,11 @@ export class ScanWindow {
     this.prefix = start;
   }
 
-  add(row: CallRow, state: 'done' | 'send'): void {
-    const slot: Slot = { row, cursor: cursorOf(row), done: state === 'done' };
+  /** `skip`: resolved by an earlier run (the ledger holds it); `send`: for the workers. */
+  add(row: CallRow, state: 'skip' | 'send'): void {
+    const slot: Slot = { row, cursor: cursorOf(row), done: state === 'skip', counts: state === 'send' };
     this.slots.push(slot);
     if (slot.done) {
-      this.resolvedAhead++;
       this.settle();
     } else {
       this.queue.push(slot);
@@ -64,8 +70,7 @@ export class ScanWindow {
     const marker = cursorAfter(through);
     const last = this.slots.length > this.head ? (this.slots.at(-1) as Slot).cursor : this.prefix;
     if (compareCursor(marker, last) > 0) {
-      this.slots.push({ row: null, cursor: marker, done: true });
-      this.resolvedAhead++;
+      this.slots.push({ row: null, cursor: marker, done: true, counts: false });
       this.settle();
     }
     this.wake();
@@ -77,10 +82,12 @@ export class ScanWindow {
     this.wake();
   }
 
-  resolve(slot: Slot): void {
+  /** `counts`: false for a call found resolved already (by the ledger or another path of this run). */
+  resolve(slot: Slot, counts = true): void {
     if (slot.done) return;
     slot.done = true;
-    this.resolvedAhead++;
+    slot.counts = counts;
+    if (counts) this.resolvedAhead++;
     this.aheadChanged = true;
     this.settle();
     this.wake();
@@ -129,6 +136,14 @@ export class ScanWindow {
     return this.prefix;
   }
 
+  /** Rows read and not resolved yet: queued, in flight, or failed and waiting to be parked. */
+  *unresolvedRows(): Generator<CallRow> {
+    for (let i = this.head; i < this.slots.length; i++) {
+      const slot = this.slots[i] as Slot;
+      if (!slot.done && slot.row) yield slot.row;
+    }
+  }
+
   /** Rows resolved beyond the prefix: delivered (or held) already, to be skipped after a stop. */
   resolvedBeyondPrefix(): CallRow[] {
     const out: CallRow[] = [];
@@ -149,9 +164,10 @@ export class ScanWindow {
   /** Moves the prefix over resolved slots and drops them: memory stays bounded by the window. */
   private settle(): void {
     while (this.head < this.slots.length && (this.slots[this.head] as Slot).done) {
-      this.prefix = (this.slots[this.head] as Slot).cursor;
+      const slot = this.slots[this.head] as Slot;
+      this.prefix = slot.cursor;
       this.head++;
-      this.resolvedAhead--;
+      if (slot.counts) this.resolvedAhead--;
     }
     if (this.head > 1024 && this.head * 2 > this.slots.length) {
       this.slots = this.slots.slice(this.head);

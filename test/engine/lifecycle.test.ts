@@ -167,23 +167,41 @@ describe('in-between states', () => {
 });
 
 describe('the open set', () => {
-  it('survives restarts, and past PENDING_MAX sends calls that have an end as they are', async () => {
+  it('survives restarts, and past PENDING_MAX holds the cursor before a call it cannot follow', async () => {
     const now = await h.dbNow();
     const env = { SYNC_ID: 'cap', START_FROM: String(now - 900), PENDING_MAX: '3' };
     const live = Array.from({ length: 3 }, (_, i) => connected(now - 700 + i, 40 + i));
     const withEnd = makeCall({ end_epoch: now - 650, length_in_sec: 40, status: 'DISPO' }, 50);
     await insertCalls(h.db, [...live, withEnd]);
     const first = await h.run(env);
-    expect(first.summary).toMatchObject({ pending: 3, delivered: 1 });
+    // R1: the DISPO call cannot be followed, so the cursor stays before it and the run says why.
+    expect(first.summary).toMatchObject({
+      outcome: 'failed',
+      reason: 'pending_full',
+      pending: 3,
+      delivered: 0,
+    });
     expect(first.log.events('pending_full')).toHaveLength(1);
-    expect(h.api.stored.get(withEnd.uniqueid)?.disposition).toBe('DISPO');
+    expect(first.summary.cursor?.endEpoch).toBeLessThanOrEqual(Number(withEnd.end_epoch) - 8);
+    expect(h.api.stored.has(withEnd.uniqueid)).toBe(false);
     // A new process (a restart, a cold Lambda) reads the same followed calls from the checkpoint.
     const state = await h.store.read('cap');
     expect(state?.pending.map((p) => p.uniqueid).sort()).toEqual(live.map((c) => c.uniqueid).sort());
     for (const c of live)
       await update(c.uniqueid, { end_epoch: now - 200, length_in_sec: 500, status: 'NI' });
     const second = await h.run(env);
-    expect(second.summary).toMatchObject({ pending: 0, delivered: 3, pendingResolved: 3 });
+    // Room again: the three are delivered, and the DISPO call is followed until its disposition comes.
+    expect(second.summary).toMatchObject({
+      outcome: 'completed',
+      pending: 1,
+      delivered: 3,
+      pendingResolved: 3,
+    });
+    expect((await h.store.read('cap'))?.pending.map((p) => p.uniqueid)).toEqual([withEnd.uniqueid]);
+    await update(withEnd.uniqueid, { status: 'SALE' });
+    const third = await h.run(env);
+    expect(third.summary).toMatchObject({ outcome: 'completed', pending: 0, delivered: 1 });
+    expect(h.api.stored.get(withEnd.uniqueid)?.disposition).toBe('SALE');
     expect(h.api.calls).toHaveLength(4);
   });
 });

@@ -12,7 +12,7 @@ describe('ScanWindow', () => {
     const control = new RunControl(undefined);
     w.add(row(100, '1'), 'send');
     w.add(row(101, '2'), 'send');
-    w.add(row(101, '3'), 'done');
+    w.add(row(101, '3'), 'skip');
     w.readThrough(105);
     const a = await w.next(control);
     const b = await w.next(control);
