@@ -41,6 +41,8 @@ export interface HeldState {
   readonly frontier: number;
   /** The cursor has passed the operator's re-send range: it is removed. */
   readonly resendDone?: boolean;
+  /** The start-up read's progress (null: done, removed); undefined leaves it as it is. */
+  readonly adopt?: AdoptRange | null;
 }
 export interface LastRun {
   readonly outcome: string;
@@ -165,11 +167,25 @@ function heldToValues(held: HeldState): Record<string, AttributeValue> {
     },
     ':a': { L: [] },
     ':fr': n(held.frontier),
+    ...(held.adopt
+      ? { ':af': n(held.adopt.fromEpoch), ':at': n(held.adopt.toEpoch), ':as': n(held.adopt.startEpoch) }
+      : {}),
   };
 }
 
 const HELD_SET = 'pending = :p, parked = :k, ahead = :a, frontier = :fr';
-const heldRemove = (held: HeldState) => (held.resendDone ? ' REMOVE resendFrom, resendTo' : '');
+function heldRemovals(held: HeldState): string[] {
+  return [
+    ...(held.resendDone ? ['resendFrom', 'resendTo'] : []),
+    ...(held.adopt === null ? ['adoptFrom', 'adoptTo', 'adoptStart'] : []),
+  ];
+}
+const heldRemove = (held: HeldState) => {
+  const names = heldRemovals(held);
+  return names.length ? ` REMOVE ${names.join(', ')}` : '';
+};
+const heldSet = (held: HeldState) =>
+  held.adopt ? `${HELD_SET}, adoptFrom = :af, adoptTo = :at, adoptStart = :as` : HELD_SET;
 
 function num(attr: AttributeValue | undefined): number | undefined {
   return attr?.N === undefined ? undefined : Number(attr.N);
@@ -259,12 +275,19 @@ export class CheckpointStore {
    * Sets where the ledger starts, once in a sync's life (an upgraded sync delivered calls before that
    * the ledger never saw): nothing before it is ever reported missing.
    */
-  startLedger(lease: Lease, since: number, options?: WriteOptions): Promise<void> {
+  startLedger(lease: Lease, since: number, adopt?: AdoptRange, options?: WriteOptions): Promise<void> {
     return this.fencedUpdate(
       lease,
       'ledger start',
-      'SET ledgerSince = if_not_exists(ledgerSince, :ls)',
-      { ':ls': n(since) },
+      `SET ledgerSince = if_not_exists(ledgerSince, :ls)${
+        adopt
+          ? ', adoptFrom = if_not_exists(adoptFrom, :af), adoptTo = if_not_exists(adoptTo, :at), adoptStart = if_not_exists(adoptStart, :as)'
+          : ''
+      }`,
+      {
+        ':ls': n(since),
+        ...(adopt ? { ':af': n(adopt.fromEpoch), ':at': n(adopt.toEpoch), ':as': n(adopt.startEpoch) } : {}),
+      },
       '',
       (item) => str(item?.leaseOwner) === lease.owner,
       options,
@@ -400,7 +423,7 @@ export class CheckpointStore {
     return this.fencedUpdate(
       lease,
       'checkpoint',
-      `SET cursorEpoch = :e, cursorUid = :u, ${HELD_SET}, leaseExpiresAt = :exp, updatedAt = :t${heldRemove(held)}`,
+      `SET cursorEpoch = :e, cursorUid = :u, ${heldSet(held)}, leaseExpiresAt = :exp, updatedAt = :t${heldRemove(held)}`,
       {
         ':e': n(next.endEpoch),
         ':u': s(next.uniqueid),
@@ -442,13 +465,13 @@ export class CheckpointStore {
     const record = lastRun ? JSON.stringify(lastRun) : undefined;
     const sets = [
       ...(record ? ['lastRun = :r'] : []),
-      ...(final ? ['cursorEpoch = :e', 'cursorUid = :u', HELD_SET, 'updatedAt = :t'] : []),
+      ...(final ? ['cursorEpoch = :e', 'cursorUid = :u', heldSet(final.held), 'updatedAt = :t'] : []),
     ];
     try {
       await this.fencedUpdate(
         lease,
         'release',
-        `REMOVE leaseOwner, leaseExpiresAt${final?.held.resendDone ? ', resendFrom, resendTo' : ''}${sets.length ? ` SET ${sets.join(', ')}` : ''}`,
+        `REMOVE ${['leaseOwner', 'leaseExpiresAt', ...(final ? heldRemovals(final.held) : [])].join(', ')}${sets.length ? ` SET ${sets.join(', ')}` : ''}`,
         {
           ...(record ? { ':r': s(record) } : {}),
           ...(final

@@ -2,6 +2,7 @@ import type { ApiKeyProvider, DidOptimizerClient } from './api-client';
 import { CallDateScan } from './call-date-scan';
 import { CallDelivery, type DeliveryResult } from './call-delivery';
 import {
+  type AdoptRange,
   type CheckpointState,
   type CheckpointStore,
   type HeldState,
@@ -29,6 +30,7 @@ import { forEachConcurrent, PLANNED_STOPS, RunControl, type StopReason } from '.
 import { ScanWindow, type Slot } from './scan-window';
 import { instantProblem, SettingError, type SyncSettings } from './settings';
 import { Throttle } from './throttle';
+import { duplicateTwins } from './twins';
 import type { HeldRow, ScanRow, VicidialLog } from './vicidial-log';
 
 /**
@@ -218,6 +220,11 @@ class SyncRun {
   private pendingFullLogged = false;
   /** The end of the operator's re-send range, until the cursor passes it. */
   private resendTo: number | undefined;
+  /** A sync's start point while its start-up read may still adopt calls that began before it. */
+  private adoptStart: number | undefined;
+  /** The start-up read still to do (null: done); `adoptChanged`: its progress is to be written. */
+  private adopt: AdoptRange | null = null;
+  private adoptChanged = false;
   /** The latest end resolved beyond the cursor, as last written. */
   private frontier = 0;
   /** Repair items (calls reconcile found missing) this run resolved: deleted after the ledger write. */
@@ -350,10 +357,21 @@ class SyncRun {
       this.held = new HeldCalls(acquired.state.pending, acquired.state.parked, limits);
       this.lastWriteAt = this.now();
       try {
+        this.adopt = acquired.state.adopt;
         if (acquired.state.ledgerSince === null) {
-          await checkpoints.startLedger(this.lease, acquired.state.cursor.endEpoch, {
-            timeoutMs: this.control.timeLeft(),
-          });
+          const start = acquired.state.cursor.endEpoch;
+          // A brand-new sync adopts the calls that began before its start point and end after it; an
+          // upgraded one (its first fenced run was long ago) has followed them all along.
+          const adopt =
+            acquired.state.fence === 1 && this.s.startLookbackSeconds > this.s.lookbackSeconds
+              ? {
+                  fromEpoch: start - this.s.startLookbackSeconds,
+                  toEpoch: start - this.s.lookbackSeconds,
+                  startEpoch: start,
+                }
+              : undefined;
+          await checkpoints.startLedger(this.lease, start, adopt, { timeoutMs: this.control.timeLeft() });
+          this.adopt ??= adopt ?? null;
         }
         await this.loadKnowledge(acquired.state);
       } catch (error) {
@@ -392,6 +410,7 @@ class SyncRun {
         : setTimeout(() => this.control.stop('time_budget'), Math.max(0, this.control.timeLeft()));
     const flushes = setInterval(() => void this.flush(), this.s.checkpointIntervalMs);
     try {
+      if (this.adopt && !this.dryRun) await this.adoptCalls(this.adopt);
       await this.resolveHeld();
       if (!this.control.stopped) await this.scan();
       this.settleSuspects(true);
@@ -536,12 +555,27 @@ class SyncRun {
     for (const p of pending) {
       const row = this.heldRows.get(p.uniqueid);
       if (!row) {
+        if (await this.deletedAsTwin(p)) continue;
         await this.giveUp(
           p,
           'pending',
           null,
           'row left vicidial_log (archived or deleted) before it finished',
         );
+        continue;
+      }
+      if (
+        this.adoptStart !== undefined &&
+        isFinished(row, this.s.transientStatuses) &&
+        row.end_epoch < this.adoptStart
+      ) {
+        // Adopted at start-up while going, finished before the start point after all: not this sync's.
+        this.held.release(p.uniqueid);
+        this.dirty = true;
+        this.log('info', 'pending_dropped', {
+          ...this.callFields(row),
+          reason: 'ended before the start point',
+        });
         continue;
       }
       if (isFinished(row, this.s.transientStatuses)) {
@@ -603,6 +637,19 @@ class SyncRun {
       }
       toSend.push({ row, source: 'repair' });
     }
+    // R3 for calls at or before the cursor: the ledger is asked about each by the minutes its end can
+    // have been recorded under (a crash after the ledger write, a reset, a repair queued twice).
+    if (!this.dryRun && toSend.length > 0) {
+      const outcomes = await this.deps.checkpoints.ledger.outcomes(
+        this.s.syncId,
+        toSend.map(({ row }) => ({
+          uniqueid: row.uniqueid,
+          fromEpoch: Number(row.start_epoch ?? row.end_epoch) || row.end_epoch,
+          toEpoch: row.end_epoch,
+        })),
+      );
+      this.gate.learn(outcomes.keys());
+    }
     // Repairs first: they are the oldest calls.
     toSend.sort((a, b) => (a.source === 'repair' ? 0 : 1) - (b.source === 'repair' ? 0 : 1));
     // Parked retries are not fresh calls: a run of them failing says nothing about an outage, but it is
@@ -618,6 +665,70 @@ class SyncRun {
         if (source === 'parked') parkedInRow = result === 'failed' ? parkedInRow + 1 : 0;
       },
     );
+  }
+
+  /**
+   * The start-up read of a new sync or a reset: calls that began up to START_LOOKBACK_SECONDS before
+   * the start point (before the first scan's reach) and end after it, or are still going, are followed
+   * like any call seen unfinished, and delivered by the ordinary paths. Read by call_date a quarter of
+   * an hour at a time, so rows examined per query stay bounded at a big center, and spread over the
+   * first runs: it uses at most half of a run's time, and its progress is written with the checkpoint.
+   */
+  private async adoptCalls(adopt: AdoptRange): Promise<void> {
+    const SLICE_SECONDS = 900;
+    const budgetEnd = this.now() + this.control.timeLeft() / 2;
+    this.adoptStart = adopt.startEpoch;
+    let from = adopt.fromEpoch;
+    let rows = 0;
+    let adopted = 0;
+    while (from < adopt.toEpoch && !this.control.stopped && this.now() < budgetEnd) {
+      const to = Math.min(from + SLICE_SECONDS, adopt.toEpoch);
+      const slice = await this.database((o) => this.deps.calls.readAdopt(from, to, adopt.startEpoch, o));
+      rows += slice.length;
+      let full = false;
+      for (const row of slice) {
+        if (this.gate.isResolved(row.uniqueid) || this.held.isPending(row.uniqueid)) continue;
+        if (!this.follow(row)) {
+          full = true;
+          break;
+        }
+        adopted++;
+      }
+      if (full) break;
+      from = to;
+    }
+    this.adopt = from >= adopt.toEpoch ? null : { ...adopt, fromEpoch: from };
+    this.adoptChanged = true;
+    this.dirty = true;
+    this.log('info', 'start_up_read', {
+      fromTime: new Date(adopt.fromEpoch * 1000).toISOString(),
+      throughTime: new Date(from * 1000).toISOString(),
+      startTime: new Date(adopt.startEpoch * 1000).toISOString(),
+      rowsReturned: rows,
+      adopted,
+      done: this.adopt === null,
+    });
+  }
+
+  /**
+   * A followed row that vanished because VICIdial's cleanup deleted it as a duplicate: its twin (same
+   * uniqueid prefix, same end) is still there and is the one delivered. Anything else that vanishes is
+   * still a dead letter.
+   */
+  private async deletedAsTwin(call: { uniqueid: string; endEpoch: number }): Promise<boolean> {
+    const rows = await this.database((o) => this.deps.calls.samePrefix(call.uniqueid, o));
+    const twin = rows.find(
+      (r) => r.uniqueid !== call.uniqueid && (call.endEpoch === 0 || r.end_epoch === call.endEpoch),
+    );
+    if (!twin) return false;
+    this.held.release(call.uniqueid);
+    this.dirty = true;
+    this.log('info', 'followed_duplicate_removed', {
+      uniqueid: call.uniqueid,
+      twin: twin.uniqueid,
+      endEpoch: call.endEpoch,
+    });
+    return true;
   }
 
   /** A held call that can never be delivered in order: a dead letter, then no longer held. */
@@ -736,7 +847,12 @@ class SyncRun {
           lagSeconds: this.dbNow - chunk.through,
         });
       }
-      for (const row of chunk.released) this.intake(window, row);
+      const twins = duplicateTwins(chunk.released);
+      for (const row of chunk.released) {
+        const survivor = twins.get(row.uniqueid);
+        if (survivor === undefined) this.intake(window, row);
+        else this.duplicateRow(row, survivor);
+      }
       window.readThrough(chunk.through);
       if (chunk.caughtUp) {
         window.caughtUp = true;
@@ -758,6 +874,20 @@ class SyncRun {
       return true;
     }
     return false;
+  }
+
+  /**
+   * A twin VICIdial's cleanup will delete: only its survivor is posted. It is recorded as delivered
+   * (by its twin) so reconcile never reports it, and the cursor passes it as it passes the survivor.
+   */
+  private duplicateRow(row: CallRow, survivor: string): void {
+    if (compareCursor(cursorOf(row), this.cursor as Cursor) <= 0 || this.gate.isResolved(row.uniqueid))
+      return;
+    this.gate.settle(row.uniqueid);
+    if (!this.dryRun)
+      this.resolvedSinceFlush.set(row.uniqueid, { endEpoch: row.end_epoch, outcome: 'delivered' });
+    this.window?.add(row, 'skip');
+    this.log('info', 'duplicate_row_skipped', { uniqueid: row.uniqueid, survivor, endEpoch: row.end_epoch });
   }
 
   /** Decides what a finished call read in order needs: a post, or nothing because it was handled. */
@@ -1136,6 +1266,7 @@ class SyncRun {
         parked: this.held.parkedCalls(),
         frontier,
         ...(this.resendTo !== undefined && next.endEpoch >= this.resendTo ? { resendDone: true } : {}),
+        ...(this.adoptChanged ? { adopt: this.adopt } : {}),
       },
       covers,
       ledger,
@@ -1193,6 +1324,7 @@ class SyncRun {
 
   /** A write succeeded: what it covered is durable, the rest stays queued for the next one. */
   private written(write: PendingWrite): void {
+    if (write.held.adopt !== undefined && write.held.adopt === this.adopt) this.adoptChanged = false;
     this.commit(write.next);
     this.frontier = write.held.frontier;
     this.unwritten -= write.covers;

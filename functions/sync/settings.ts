@@ -21,6 +21,11 @@ export interface SyncSettings {
   readonly batchSize: number;
   readonly concurrency: number;
   readonly lookbackSeconds: number;
+  /**
+   * How long before its start point (a new sync, a reset) a call may have begun and still be this
+   * sync's: the start-up read adopts calls that began up to this long before it and end after it.
+   */
+  readonly startLookbackSeconds: number;
   readonly settleSeconds: number;
   readonly minDurationSeconds: number;
   readonly campaigns: readonly string[];
@@ -79,6 +84,7 @@ export const SETTING_DEFAULTS = {
   BATCH_SIZE: '500',
   CONCURRENCY: '16',
   LOOKBACK_SECONDS: '120',
+  START_LOOKBACK_SECONDS: '43200',
   SETTLE_SECONDS: '30',
   MIN_DURATION_SECONDS: '0',
   TRANSIENT_STATUSES: 'INCALL,DISPO,QUEUE',
@@ -251,6 +257,7 @@ export function parseSyncSettings(env: Env): SyncSettings {
     batchSize: intSetting(env, 'BATCH_SIZE', d.BATCH_SIZE, 1, 5000),
     concurrency,
     lookbackSeconds: intSetting(env, 'LOOKBACK_SECONDS', d.LOOKBACK_SECONDS, 0, 86400),
+    startLookbackSeconds: intSetting(env, 'START_LOOKBACK_SECONDS', d.START_LOOKBACK_SECONDS, 0, 7 * 86400),
     settleSeconds: intSetting(env, 'SETTLE_SECONDS', d.SETTLE_SECONDS, 0, 3600),
     minDurationSeconds: intSetting(env, 'MIN_DURATION_SECONDS', d.MIN_DURATION_SECONDS, -1, 86400),
     campaigns,

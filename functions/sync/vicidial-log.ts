@@ -1,6 +1,7 @@
 import type { Cursor } from './cursor';
 import { CALL_COLUMNS, type CallRow } from './payload';
 import { measureTimeZone, type TimeZoneReport } from './time-zone-check';
+import { uniqueidPrefix } from './twins';
 
 /**
  * The only queries the sync runs against VICIdial: read-only, parameterized, and bounded through the
@@ -137,6 +138,40 @@ function normalize<R extends CallRow>(row: R): R {
   return { ...row, end_epoch: Number(row.end_epoch) };
 }
 
+/**
+ * The start-up read: rows with call_date in [fromEpoch, toEpoch) that may end at or after
+ * `startEpoch` (still going, in an in-between state with a recent end, or finished after it), for a
+ * new sync or a reset to follow. Bounded by the call_date range, not a row count: it returns few of the
+ * rows it reads.
+ */
+export function buildAdoptQuery(
+  fromEpoch: number,
+  toEpoch: number,
+  startEpoch: number,
+  filters: CallFilters,
+): { sql: string; values: unknown[] } {
+  const values: unknown[] = [Math.max(0, fromEpoch), Math.max(0, toEpoch), startEpoch];
+  let inBetween = "status IS NULL OR status = ''";
+  if (filters.transientStatuses.length > 0) {
+    inBetween += ` OR UPPER(status) IN (${placeholders(filters.transientStatuses.length)})`;
+    values.push(...filters.transientStatuses);
+  }
+  let finished = "end_epoch IS NOT NULL AND status IS NOT NULL AND status <> ''";
+  if (filters.transientStatuses.length > 0) {
+    finished += ` AND UPPER(status) NOT IN (${placeholders(filters.transientStatuses.length)})`;
+    values.push(...filters.transientStatuses);
+  }
+  values.push(filters.minDurationSeconds);
+  const sql =
+    `SELECT ${SELECT_COLUMNS}, UNIX_TIMESTAMP(call_date) AS cd_epoch FROM vicidial_log FORCE INDEX (call_date)` +
+    ' WHERE call_date >= FROM_UNIXTIME(?) AND call_date < FROM_UNIXTIME(?)' +
+    // Ends at or after the start point, or has no end yet (inserted at answer: no end, or end = start
+    // and no length) while in an in-between state.
+    ` AND (end_epoch >= ? OR ((end_epoch IS NULL OR end_epoch = 0 OR (COALESCE(length_in_sec, 0) = 0 AND end_epoch <= start_epoch)) AND (${inBetween})))` +
+    ` AND NOT (${finished} AND length_in_sec <= ?)${filterSql(filters, values)} ORDER BY call_date`;
+  return { sql, values };
+}
+
 /** A row read by uniqueid, with where it stands against a cursor in the database's own order. */
 export interface HeldRow extends CallRow {
   /** 1 when (end_epoch, uniqueid) is after the cursor, as `ORDER BY end_epoch, uniqueid` sees it. */
@@ -161,6 +196,18 @@ export class VicidialLog {
   /** Whether call_date reads back in the session's zone as VICIdial wrote it (see time-zone-check.ts). */
   timeZone(options?: QueryOptions): Promise<TimeZoneReport> {
     return measureTimeZone(this.db, options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  }
+
+  /** One slice of the start-up read (see buildAdoptQuery). */
+  async readAdopt(
+    fromEpoch: number,
+    toEpoch: number,
+    startEpoch: number,
+    options?: QueryOptions,
+  ): Promise<ScanRow[]> {
+    const { sql, values } = buildAdoptQuery(fromEpoch, toEpoch, startEpoch, this.filters);
+    const rows = await this.db.query<ScanRow>(sql, values, options);
+    return rows.map((r) => ({ ...normalize(r), cd_epoch: Number(r.cd_epoch) }));
   }
 
   /** One chunk of the call_date-ordered scan. */
@@ -205,6 +252,23 @@ export class VicidialLog {
       out.push(...rows.map((r) => normalize({ ...r, beyond_cursor: Number(r.beyond_cursor) })));
     }
     return out;
+  }
+
+  /**
+   * Rows whose uniqueid shares this one's integer prefix (a range on the primary key): what VICIdial's
+   * duplicate-row cleanup leaves of a twin it deleted.
+   */
+  async samePrefix(
+    uniqueid: string,
+    options?: QueryOptions,
+  ): Promise<Pick<CallRow, 'uniqueid' | 'end_epoch' | 'lead_id'>[]> {
+    const prefix = uniqueidPrefix(uniqueid);
+    const rows = await this.db.query<Pick<CallRow, 'uniqueid' | 'end_epoch' | 'lead_id'>>(
+      'SELECT uniqueid, end_epoch, lead_id FROM vicidial_log WHERE uniqueid >= ? AND uniqueid < ?',
+      [`${prefix}.`, `${prefix}/`],
+      options,
+    );
+    return rows.map((r) => ({ ...r, end_epoch: Number(r.end_epoch) }));
   }
 
   /** How many eligible calls end in [from, to): what a backward reset will post again. */
