@@ -61,7 +61,6 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
       { id: 'main', apiSecretArn: API_ARN, startFrom: String(Math.floor(Date.now() / 1000) - 3600) },
       { id: 'other', apiSecretArn: OTHER_API_ARN, campaigns: ['RETENT'] },
     ]),
-    SETTLE_SECONDS: '0',
     POWERTOOLS_LOG_LEVEL: 'INFO',
     ...extra,
   };
@@ -129,10 +128,14 @@ async function someCalls(n: number, campaign = 'SALESA') {
   );
 }
 
-/** Calls that end after the last run's checkpoint (which, with SETTLE_SECONDS 0, is the current second). */
-async function endNow(n: number, seq = 500) {
+/**
+ * Calls that end just after the last run's checkpoint: at its cursor, which SETTLE_SECONDS (30, the
+ * default) keeps that far behind the database clock, so the next run reads them without waiting.
+ */
+async function endNow(n: number, seq = 500, syncId = 'main') {
   await new Promise((r) => setTimeout(r, 1100));
-  const end = await h.dbNow();
+  const cursor = (await store.read(syncId))?.cursor;
+  const end = cursor ? cursor.endEpoch + (cursor.uniqueid === '' ? 0 : 1) : (await h.dbNow()) - 60;
   await insertCalls(
     h.db,
     Array.from({ length: n }, (_, i) => makeCall({ end_epoch: end }, seq + 100 + i)),

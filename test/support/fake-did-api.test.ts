@@ -137,15 +137,16 @@ describe('fake DID Optimizer API', () => {
     expect((await answer(res)).body.error).toBe('Missing required fields: uniqueid, phoneNumber, campaignId');
   });
 
-  it('stores a call once and answers a repeat with duplicate:true', async () => {
+  it('stores a repeat again and answers it like any call, as the real API does (no duplicate flag)', async () => {
     const first = await answer(await post(call('1729771234.1000', { disposition: 'INCALL' })));
-    expect(first).toMatchObject({ status: 200, body: { success: true } });
-    expect(first.body.id).toBeDefined();
+    expect(first).toMatchObject({ status: 200, body: { success: true, message: 'Call result recorded' } });
     expect(first.body.duplicate).toBeUndefined();
-    expect(await answer(await post(call('1729771234.1000', { disposition: 'SALE' })))).toEqual({
-      status: 200,
-      body: { success: true, duplicate: true },
-    });
+    const again = await answer(await post(call('1729771234.1000', { disposition: 'SALE' })));
+    expect(again).toMatchObject({ status: 200, body: { success: true, message: 'Call result recorded' } });
+    expect(again.body.duplicate).toBeUndefined();
+    expect((again.body.data as { recordId: number }).recordId).not.toBe(
+      (first.body.data as { recordId: number }).recordId,
+    );
     await post(call('1729771234.567'));
 
     expect(api.calls.map((c) => c.uniqueid)).toEqual([

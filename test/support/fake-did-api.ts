@@ -2,8 +2,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 
 /**
- * A stand-in for the DID Optimizer API on loopback: the real HTTP contract (keys, required fields,
- * duplicates) plus scripted faults, so tests, the demo and the benchmark exercise the real client over
+ * A stand-in for the DID Optimizer API on loopback: the real HTTP contract (keys, required fields; a
+ * repeated uniqueid is stored again and answered like any other, as the real server does) plus
+ * scripted faults, so tests, the demo and the benchmark exercise the real client over
  * real sockets instead of a mocked fetch.
  */
 export interface ReceivedCall {
@@ -82,7 +83,7 @@ export interface FakeDidApi {
   /** Highest number of requests being handled at once. */
   maxInFlight: number;
   deliveredCount(uniqueid: string): number;
-  /** Accepted POSTs answered duplicate:true. */
+  /** Accepted POSTs of a uniqueid already stored: each one the real API counts twice. */
   duplicates(): number;
   setValidKeys(keys: string[]): void;
   /** Faults consumed in order by the next authorized POSTs, one per request, before validation. */
@@ -251,7 +252,12 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     stored.set(uniqueid, body);
     calls.push({ uniqueid, body, headers: { ...req.headers }, rawBody, at: Date.now() });
     if (fault && 'storeThenWaitMs' in fault) await sleep(fault.storeThenWaitMs);
-    send(res, 200, duplicate ? { success: true, duplicate: true } : { success: true, id: nextId++ });
+    // The real server has no duplicate flag: it stores the repeat and counts the DID's usage again.
+    send(res, 200, {
+      success: true,
+      message: 'Call result recorded',
+      data: { recordId: nextId++, uniqueid },
+    });
   };
 
   const server = createServer((req, res) => {

@@ -81,7 +81,8 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
     dynamo,
     store,
     table,
-    settings: (env = {}) => parseSyncSettings({ CHECKPOINT_INTERVAL_MS: '200', SETTLE_SECONDS: '0', ...env }),
+    // The defaults users run with: a test that needs another value says why where it passes it.
+    settings: (env = {}) => parseSyncSettings(env),
     dbSource: () => staticCredentials(dbSettings),
     cliEnv: () => ({
       VICIDIAL_DB_HOST: dbSettings.host,
@@ -93,7 +94,6 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
       API_KEY: TEST_KEY,
       CHECKPOINT_TABLE: table,
       DYNAMODB_ENDPOINT: dynamo.endpoint,
-      SETTLE_SECONDS: '0',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     }),
     createSync(env = {}, options = {}) {
