@@ -56,7 +56,7 @@ export function createSync(parts: SyncParts): Sync {
     checkpoints: parts.checkpoints,
     api,
     keys: parts.keys,
-    log: parts.log,
+    log: withKeys(parts.log, { syncId: s.syncId }),
     connection,
     // A shared connection or client outlives this sync; its owner closes it.
     close: async () => {
