@@ -3,7 +3,7 @@ import { type ApiKeyProvider, DidOptimizerClient } from './api-client';
 import type { CheckpointStore } from './checkpoint-store';
 import { type DbCredentialSource, VicidialDbConnection } from './db-connection';
 import type { SyncDeps } from './engine';
-import type { SyncLog } from './log';
+import { type SyncLog, withKeys } from './log';
 import type { ApiSettings, CheckpointSettings, ConnectionSettings, SyncSettings } from './settings';
 import { USER_AGENT } from './version';
 import { VicidialLog } from './vicidial-log';
