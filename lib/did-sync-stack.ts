@@ -218,6 +218,7 @@ export class DidSyncTenantStack extends Stack {
   constructor(scope: Construct, id: string, props: DidSyncTenantStackProps) {
     super(scope, id, { terminationProtection: true, ...props });
     Tags.of(this).add('project', 'vicidial-did-sync');
+    Tags.of(this).add('sync', 'shared');
     const shared = props.shared.shared;
     const { vpc, subnets } = importVpc(this, props.settings);
     const schedules = shared.schedules

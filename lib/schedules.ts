@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack, Tags } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -77,6 +77,7 @@ export class SyncSchedules extends Construct {
         }),
         description: `EventBridge Scheduler: invoke did-sync for sync ${sync.id}`,
       });
+      Tags.of(role).add('sync', sync.id);
       new scheduler.Schedule(this, `Schedule-${sync.id}`, {
         description: `did-sync ${sync.id}`,
         scheduleGroup: this.group,
