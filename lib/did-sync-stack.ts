@@ -16,6 +16,7 @@ import { SyncSchedules } from './schedules';
 import {
   ALARM_DEFAULTS,
   alarmThresholdsFor,
+  checkRegion,
   rateSeconds,
   runCadenceSeconds,
   type StackSettings,
@@ -92,6 +93,8 @@ export class DidSyncStack extends Stack {
     super(scope, id, { terminationProtection: true, ...props });
     const s = props.settings;
     const syncs = props.syncs ?? s.syncs;
+    // Only a known region can refute an ARN's: an environment-agnostic stack is checked at deploy.
+    if (!Token.isUnresolved(this.region)) checkRegion(s, this.region);
     Tags.of(this).add('project', 'vicidial-did-sync');
     Tags.of(this).add('sync', 'shared');
 
