@@ -1,7 +1,7 @@
-import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -34,6 +34,34 @@ export class AlarmTopic extends Construct {
     super(scope, id);
     this.topic = new sns.Topic(this, 'Topic', { displayName: 'did-sync alarms', enforceSSL: true });
     this.action = new actions.SnsAction(this.topic);
+    // A topic policy replaces SNS's default one: without these Allows, enforceSSL's deny is all there is
+    // and no alarm could publish.
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnLike: {
+            'aws:SourceArn': `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:*`,
+          },
+        },
+      }),
+    );
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'EventRulesPublish',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:rule/*` },
+        },
+      }),
+    );
     NagSuppressions.addResourceSuppressions(this.topic, [
       {
         id: 'AwsSolutions-SNS2',
@@ -143,16 +171,18 @@ export class SyncAlarms extends Construct {
         comparison: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       }),
       alarm(this, notify, 'NoRun', prefix, {
-        description: `Sync ${syncId}: no run completed or moved the cursor (completed or partial) for ${t.noRunMinutes} minutes`,
-        // SUM over the list adds what is there: a backlog drained by partial runs alone still counts.
+        description: `Sync ${syncId}: no run ended (completed, partial or failed) for ${t.noRunMinutes} minutes: ticks do not arrive, or runs crash or time out`,
+        // SUM over the list adds what is there: a backlog drained by partial runs alone still counts. Failed
+        // runs count as runs: their streak pages once, as FailedRuns, not a second time here.
         metric: new cloudwatch.MathExpression({
-          expression: 'SUM([completed, partial])',
+          expression: 'SUM([completed, partial, failed])',
           usingMetrics: {
             completed: metric('RunsCompleted', 'Sum', ONE_MINUTE),
             partial: metric('RunsPartial', 'Sum', ONE_MINUTE),
+            failed: metric('RunsFailed', 'Sum', ONE_MINUTE),
           },
           period: ONE_MINUTE,
-          label: 'runs completed or partial',
+          label: 'runs ended',
         }),
         threshold: 1,
         comparison: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -189,52 +219,17 @@ export class SyncAlarms extends Construct {
   }
 }
 
-export interface FunctionAlarmsProps {
-  readonly notify: AlarmTopic;
-  readonly function: lambda.IFunction;
-  /** Alarm names start with this (the stack, plus the sync when each sync has its own function). */
-  readonly namePrefix: string;
-}
-
-/** Lambda's own view of a function: errors (timeouts included), throttles, events dropped. */
-export class FunctionAlarms extends Construct {
-  readonly alarms: cloudwatch.Alarm[];
-
-  constructor(scope: Construct, id: string, props: FunctionAlarmsProps) {
-    super(scope, id);
-    const fn = props.function;
-    const sum = { period: FIVE_MINUTES, statistic: 'Sum' };
-    this.alarms = [
-      alarm(this, props.notify, 'Errors', props.namePrefix, {
-        description:
-          'A did-sync invocation failed or timed out (a scheduled run that failed, or a manual invoke that threw): see the failed-runs query',
-        metric: fn.metricErrors(sum),
-        threshold: 1,
-        comparison: GTE,
-      }),
-      alarm(this, props.notify, 'Throttles', props.namePrefix, {
-        description: 'did-sync invocations are throttled: scheduled ticks are being skipped',
-        metric: fn.metricThrottles(sum),
-        threshold: 1,
-        comparison: GTE,
-      }),
-      alarm(this, props.notify, 'AsyncEventsDropped', props.namePrefix, {
-        description:
-          'Lambda dropped scheduled events: a failed run (not retried by design) or a tick that waited over 60 s for capacity',
-        metric: fn.metric('AsyncEventsDropped', sum),
-        threshold: 1,
-        comparison: GTE,
-      }),
-    ];
-  }
-}
-
 export interface ScheduleAlarmsProps {
   readonly notify: AlarmTopic;
   readonly group: scheduler.IScheduleGroup;
+  /** Five-minute periods in a row before paging (the stack's failedRunsInARow). */
+  readonly inARow: number;
 }
 
-/** The scheduler's view: ticks it could not hand to Lambda. */
+/**
+ * The scheduler's view: ticks it could not hand to Lambda even after its retries. A single lost tick does
+ * not page (the next one resumes from the checkpoint); a streak does.
+ */
 export class ScheduleAlarms extends Construct {
   readonly alarms: cloudwatch.Alarm[];
 
@@ -243,17 +238,18 @@ export class ScheduleAlarms extends Construct {
     const { group, notify } = props;
     const prefix = Stack.of(this).stackName;
     const sum = { period: FIVE_MINUTES, statistic: 'Sum' };
+    const periods = props.inARow;
     this.alarms = [
       alarm(this, notify, 'SchedulerTargetErrors', prefix, {
-        description:
-          'EventBridge Scheduler could not invoke the did-sync function (permissions, throttling, function missing)',
+        description: `EventBridge Scheduler could not invoke the did-sync function in ${periods} consecutive 5-minute periods (permissions, function missing)`,
+        periods,
         metric: group.metricTargetErrors(sum),
         threshold: 1,
         comparison: GTE,
       }),
       alarm(this, notify, 'SchedulerTicksLost', prefix, {
-        description:
-          'EventBridge Scheduler dropped did-sync ticks or sent them to the dead-letter queue: those runs never started',
+        description: `EventBridge Scheduler dropped did-sync ticks after its retries, or sent them to the dead-letter queue, in ${periods} consecutive 5-minute periods: those runs never started`,
+        periods,
         metric: new cloudwatch.MathExpression({
           expression: 'SUM([dropped, dlq, dlqFailed])',
           usingMetrics: {

@@ -1,7 +1,11 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { SyncNetwork } from './network';
 import type { RotationSettings } from './settings';
@@ -28,6 +32,8 @@ export interface DbSecretRotationProps {
    * @default - Secrets Manager through the subnets' NAT
    */
   readonly privateDnsEndpoint?: ec2.IInterfaceVpcEndpoint;
+  /** Where a failed rotation is reported (the alarm topic). */
+  readonly notify: sns.ITopic;
 }
 
 /**
@@ -88,8 +94,52 @@ export class DbSecretRotation extends Construct {
       secret: importSecret(this, 'DbSecret', props.dbSecretArn, encryptionKey),
       hostedRotation,
       automaticallyAfter: Duration.days(rotation.days),
+      // Not during the deploy: with manageDbIngress false the rotation function cannot reach the
+      // database until an operator adds the printed rule, and a failed rotation leaves AWSPENDING behind.
+      // The first rotation comes after `days`.
+      rotateImmediatelyOnUpdate: false,
     });
+    // With manageDbIngress, the schedule comes after the rule that lets the rotation function in.
+    for (const rule of ingressRulesFrom(Stack.of(this), this.securityGroup))
+      this.schedule.node.addDependency(rule);
+
+    // Secrets Manager reports a failed rotation only as an event: send it to the alarm topic.
+    const failed = new events.Rule(this, 'RotationFailed', {
+      description: 'did-sync: the database secret rotation failed (see the rotation function log)',
+      eventPattern: {
+        source: ['aws.secretsmanager'],
+        detailType: ['AWS Service Event via CloudTrail'],
+        detail: {
+          eventName: ['RotationFailed'],
+          // A partial ARN (no 6-character suffix) names the secret by prefix.
+          additionalEventData: {
+            SecretId:
+              secretResource(props.dbSecretArn) === props.dbSecretArn
+                ? [props.dbSecretArn]
+                : events.Match.prefix(`${props.dbSecretArn}-`),
+          },
+        },
+      },
+      targets: [new eventTargets.SnsTopic(props.notify)],
+    });
+    NagSuppressions.addResourceSuppressions(failed, [
+      {
+        id: 'Serverless-EventBusDLQ',
+        reason:
+          'EventBridge retries delivery to the topic for 24 hours; a failed rotation also stays on the secret (LastRotatedDate, an AWSPENDING version) and in CloudTrail.',
+      },
+    ]);
   }
+}
+
+/** The database ingress rules whose source is `group` (added by SyncNetwork.allowDatabase). */
+function ingressRulesFrom(stack: Stack, group: ec2.ISecurityGroup): ec2.CfnSecurityGroupIngress[] {
+  return stack.node
+    .findAll()
+    .filter(
+      (c): c is ec2.CfnSecurityGroupIngress =>
+        c instanceof ec2.CfnSecurityGroupIngress && c.sourceSecurityGroupId === group.securityGroupId,
+    );
 }
 
 function importSecret(

@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack, Tags } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -14,12 +14,22 @@ export interface ScheduledSync {
   readonly function: lambda.IFunction;
   /** Hours the hourly reconcile covers up to the cursor; 0: no reconcile schedule. */
   readonly reconcileHours: number;
+  /** Seconds between two ticks (60 for a cron schedule): the scheduler retries a tick within it. */
+  readonly intervalSeconds: number;
 }
 
 export interface SyncSchedulesProps {
   /** The enabled syncs. */
   readonly syncs: readonly ScheduledSync[];
+  /**
+   * The group and dead-letter queue of the shared stack, for a tenant stack's schedules.
+   * @default - created here
+   */
+  readonly shared?: { readonly group: scheduler.IScheduleGroup; readonly deadLetterQueue: sqs.IQueue };
 }
+
+/** Scheduler retries of a tick Lambda did not accept, all within the schedule's period. */
+export const SCHEDULER_RETRIES = 2;
 
 /**
  * One EventBridge Scheduler schedule per enabled sync, in a group of their own (so the scheduler's
@@ -27,33 +37,47 @@ export interface SyncSchedulesProps {
  * the scheduler could not hand to Lambda.
  */
 export class SyncSchedules extends Construct {
-  readonly group: scheduler.ScheduleGroup;
-  readonly deadLetterQueue: sqs.Queue;
+  readonly group: scheduler.IScheduleGroup;
+  readonly deadLetterQueue: sqs.IQueue;
 
   constructor(scope: Construct, id: string, props: SyncSchedulesProps) {
     super(scope, id);
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetters', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    const isTheDlq =
-      'This queue is itself the dead-letter queue of the schedules; a dead-letter queue of its own would hold nothing.';
-    NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
-      { id: 'AwsSolutions-SQS3', reason: isTheDlq },
-      { id: 'Serverless-SQSRedrivePolicy', reason: isTheDlq },
-    ]);
+    if (props.shared) {
+      this.group = props.shared.group;
+      this.deadLetterQueue = props.shared.deadLetterQueue;
+    } else {
+      const queue = new sqs.Queue(this, 'DeadLetters', {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        retentionPeriod: Duration.days(14),
+        // Marks it as a dead-letter queue (Control Tower's CT.SQS.PR.1 remediation for one): ticks are
+        // sent here by the scheduler, which is not a queue that a byQueue list could name.
+        redriveAllowPolicy: { redrivePermission: sqs.RedrivePermission.ALLOW_ALL },
+      });
+      const isTheDlq =
+        'This queue is itself the dead-letter queue of the schedules; a dead-letter queue of its own would hold nothing.';
+      NagSuppressions.addResourceSuppressions(queue, [
+        { id: 'AwsSolutions-SQS3', reason: isTheDlq },
+        { id: 'Serverless-SQSRedrivePolicy', reason: isTheDlq },
+      ]);
+      this.deadLetterQueue = queue;
+      this.group = new scheduler.ScheduleGroup(this, 'Group', {});
+    }
 
-    this.group = new scheduler.ScheduleGroup(this, 'Group', {});
+    for (const scheduled of props.syncs) this.add(scheduled);
+  }
 
-    for (const { sync, function: fn, reconcileHours } of props.syncs) {
+  /** Schedules one enabled sync (and its hourly reconcile), with a role of its own. */
+  add({ sync, function: fn, reconcileHours, intervalSeconds }: ScheduledSync): void {
+    {
       const role = new iam.Role(this, `Role-${sync.id}`, {
         assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
           conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
         }),
         description: `EventBridge Scheduler: invoke did-sync for sync ${sync.id}`,
       });
+      Tags.of(role).add('sync', sync.id);
       new scheduler.Schedule(this, `Schedule-${sync.id}`, {
         description: `did-sync ${sync.id}`,
         scheduleGroup: this.group,
@@ -61,9 +85,10 @@ export class SyncSchedules extends Construct {
         target: new targets.LambdaInvoke(fn, {
           role,
           input: scheduler.ScheduleTargetInput.fromObject({ syncId: sync.id }),
-          // A tick is worth nothing a minute later: the next one resumes from the checkpoint.
-          retryAttempts: 0,
-          maxEventAge: Duration.seconds(60),
+          // A tick Lambda did not accept is retried until the next one is due, never beyond: the next
+          // tick resumes from the checkpoint, so one lost tick is no incident.
+          retryAttempts: SCHEDULER_RETRIES,
+          maxEventAge: Duration.seconds(Math.min(Math.max(intervalSeconds, 60), 86_400)),
           deadLetterQueue: this.deadLetterQueue,
         }),
       });
@@ -82,7 +107,7 @@ export class SyncSchedules extends Construct {
               hours: reconcileHours,
               repair: true,
             }),
-            retryAttempts: 0,
+            retryAttempts: SCHEDULER_RETRIES,
             maxEventAge: Duration.minutes(5),
             deadLetterQueue: this.deadLetterQueue,
           }),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { CAMPAIGN_ID, SYNC_ID, SYNC_ID_RULE } from '../functions/sync/settings';
+import { RECONCILE_MARGIN_SECONDS } from '../functions/sync/reconcile';
+import { CAMPAIGN_ID, instantProblem, parseInstant, SYNC_ID, SYNC_ID_RULE } from '../functions/sync/settings';
 
 /**
  * The stack's settings, read from cdk.json's `context` (or `-c key=value`) and validated at synth,
@@ -9,6 +10,13 @@ import { CAMPAIGN_ID, SYNC_ID, SYNC_ID_RULE } from '../functions/sync/settings';
 const CLOUDWATCH_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ] as const;
+
+/** Days an operator may be away before a dead letter expires unreplayed (a week's holiday). */
+export const MIN_DEAD_LETTER_DAYS = 7;
+/** Lambda refuses reservations that leave fewer unreserved executions than this in the account. */
+export const UNRESERVED_MINIMUM = 100;
+/** Per-stack cap on syncs, so that even with functionPerSync a template stays under 500 resources. */
+export const MAX_SYNCS_PER_STACK = 20;
 
 const secretArn = z
   .string()
@@ -81,6 +89,23 @@ const syncSchema = z
     alarms: alarmThresholds.optional(),
     /** Hours reconciled by the hourly safety net, up to the cursor (stack-wide `reconcileHours` otherwise). */
     reconcileHours: z.number().int().min(0).max(168).optional(),
+    /**
+     * Where a new sync starts (epoch seconds or ISO-8601 with a zone): the cut-over point from the Perl
+     * script. Only read while the sync has no checkpoint; default one hour before the first run.
+     */
+    startFrom: z
+      .string()
+      .refine((v) => parseInstant(v) !== undefined, {
+        message: 'must be epoch seconds or ISO-8601 with a zone (2026-01-31T08:00:00Z)',
+      })
+      .superRefine((v, ctx) => {
+        const epoch = parseInstant(v);
+        const problem = epoch === undefined ? undefined : instantProblem(epoch, Date.now() / 1000, 'now');
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
+    /** Reserved concurrency per sync (stack-wide `reservedConcurrency` otherwise). */
+    reservedConcurrency: z.number().int().min(2).max(100).optional(),
   })
   .strict();
 
@@ -154,6 +179,19 @@ export const stackSettingsSchema = z
     reconcileHours: z.number().int().min(0).max(168).default(6),
     apiAllowInsecure: z.boolean().default(false),
     sourceMaps: z.boolean().default(false),
+    /**
+     * Concurrent executions reserved per sync: a run (up to the timeout) and the next tick that meets its
+     * lease (the timeout exceeds the interval), and one more for a manual invoke.
+     */
+    reservedConcurrency: z.number().int().min(2).max(100).default(3),
+    /** The account's concurrency quota in this region: reservations must leave AWS's 100 unreserved. */
+    accountConcurrency: z.number().int().min(10).default(1000),
+    /**
+     * Syncs per stack: the first this many stay in the stack named `stackName`, with the shared table,
+     * topic and network; each further group goes to `<stackName>-Tenants<n>`.
+     * @default 20 with functionPerSync, 40 without (every template well under 500 resources)
+     */
+    syncsPerStack: z.number().int().min(1).max(MAX_SYNCS_PER_STACK).optional(),
   })
   .superRefine((s, ctx) => {
     if (s.privateSubnetIds.length !== s.availabilityZones.length) {
@@ -203,18 +241,55 @@ export const stackSettingsSchema = z
         });
       seen.add(sync.id);
       const interval = rateSeconds(sync.schedule);
-      const noRun = sync.alarms?.noRunMinutes ?? s.alarms.noRunMinutes;
-      if (interval !== undefined && noRun !== undefined && noRun * 60 <= interval) {
+      const explicitNoRun = sync.alarms?.noRunMinutes ?? s.alarms.noRunMinutes;
+      const noRunPath =
+        sync.alarms?.noRunMinutes !== undefined
+          ? ['syncs', i, 'alarms', 'noRunMinutes']
+          : ['alarms', 'noRunMinutes'];
+      if (interval === undefined && explicitNoRun === undefined) {
         ctx.addIssue({
           code: 'custom',
-          path:
-            sync.alarms?.noRunMinutes !== undefined
-              ? ['syncs', i, 'alarms', 'noRunMinutes']
-              : ['alarms', 'noRunMinutes'],
-          message: `must be longer than sync "${sync.id}"'s schedule interval (${interval / 60} minutes), or the alarm fires between two runs`,
+          path: ['syncs', i, 'alarms', 'noRunMinutes'],
+          message: `is required for sync "${sync.id}"'s cron schedule (its gaps vary): longer than its longest gap plus timeoutSeconds`,
+        });
+      }
+      if (
+        interval !== undefined &&
+        explicitNoRun !== undefined &&
+        explicitNoRun * 60 <= interval + s.timeoutSeconds
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: noRunPath,
+          message: `must be longer than sync "${sync.id}"'s schedule interval plus timeoutSeconds (${interval + s.timeoutSeconds} s), or the alarm fires between two runs`,
+        });
+      }
+      const hours = sync.reconcileHours ?? s.reconcileHours;
+      if (s.ledgerDays * 24 * 3600 <= hours * 3600 + RECONCILE_MARGIN_SECONDS) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['ledgerDays'],
+          message: `must keep the ledger longer than reconcileHours${sync.reconcileHours !== undefined ? ` of sync "${sync.id}"` : ''} (${hours} h) plus the reconcile's ${RECONCILE_MARGIN_SECONDS / 3600} h margin, or reconcile reports delivered calls as missing and repair re-posts them`,
         });
       }
     });
+    if (s.deadLetterDays < MIN_DEAD_LETTER_DAYS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deadLetterDays'],
+        message: `must be at least ${MIN_DEAD_LETTER_DAYS}: dead letters must outlast an operator's absence before they can be replayed`,
+      });
+    }
+    const perSync = (x: { reservedConcurrency?: number | undefined }) =>
+      x.reservedConcurrency ?? s.reservedConcurrency;
+    const reserved = s.syncs.reduce((sum, x) => sum + perSync(x), 0);
+    if (reserved > s.accountConcurrency - UNRESERVED_MINIMUM) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['reservedConcurrency'],
+        message: `reserves ${reserved} executions over ${s.syncs.length} syncs: more than accountConcurrency (${s.accountConcurrency}) minus the ${UNRESERVED_MINIMUM} AWS keeps unreserved`,
+      });
+    }
   });
 
 export type StackSettings = z.infer<typeof stackSettingsSchema>;
@@ -234,12 +309,58 @@ export function rateSeconds(schedule: string): number | undefined {
  * default no-run window to two of its intervals.
  */
 export function alarmThresholdsFor(
-  settings: Pick<StackSettings, 'alarms'>,
+  settings: Pick<StackSettings, 'alarms' | 'timeoutSeconds'>,
   sync: SyncConfig,
 ): AlarmThresholds {
+  // A cron schedule has no default: validation requires its noRunMinutes.
   const interval = rateSeconds(sync.schedule) ?? 60;
-  const noRunMinutes = Math.max(ALARM_DEFAULTS.noRunMinutes, Math.ceil((2 * interval) / 60));
+  const noRunMinutes = Math.max(
+    ALARM_DEFAULTS.noRunMinutes,
+    Math.ceil((2 * interval) / 60),
+    Math.floor((interval + settings.timeoutSeconds) / 60) + 1,
+  );
   return { ...ALARM_DEFAULTS, noRunMinutes, ...settings.alarms, ...sync.alarms };
+}
+
+/**
+ * The longest time between two run ends while ticks keep coming: the schedule's interval plus the
+ * timeout; for a cron schedule, its no-run window (which validation holds above its longest gap).
+ */
+export function runCadenceSeconds(
+  settings: Pick<StackSettings, 'alarms' | 'timeoutSeconds'>,
+  sync: SyncConfig,
+): number {
+  const interval = rateSeconds(sync.schedule);
+  if (interval !== undefined) return interval + settings.timeoutSeconds;
+  return alarmThresholdsFor(settings, sync).noRunMinutes * 60;
+}
+
+/** Syncs per stack when `syncsPerStack` is not set. */
+export function syncsPerStack(settings: Pick<StackSettings, 'syncsPerStack' | 'functionPerSync'>): number {
+  // One shared function carries every sync of its stack in SYNCS, within Lambda's 4 KB of environment.
+  return settings.syncsPerStack ?? (settings.functionPerSync ? MAX_SYNCS_PER_STACK : 10);
+}
+
+/**
+ * The settings only the target account and region can refute: every secret and key ARN in the stack's
+ * region (Lambda reads secrets and CloudWatch Logs uses keys of its own region only).
+ */
+export function checkRegion(settings: StackSettings, region: string): void {
+  const arns: [string, string | undefined][] = [
+    ['dbSecretArn', settings.dbSecretArn],
+    ['rotation.masterSecretArn', settings.rotation?.masterSecretArn],
+    ['logKmsKeyArn', settings.logKmsKeyArn],
+    ['secretsKmsKeyArn', settings.secretsKmsKeyArn],
+    ...settings.syncs.map((x, i): [string, string] => [`syncs[${i}].apiSecretArn`, x.apiSecretArn]),
+  ];
+  for (const [key, arn] of arns) {
+    const arnRegion = arn?.split(':')[3];
+    if (arn && arnRegion !== region) {
+      throw new StackSettingsError(
+        `cdk.json context "${key}": is in ${arnRegion}, not in the stack's region ${region}`,
+      );
+    }
+  }
 }
 
 export class StackSettingsError extends Error {
@@ -270,6 +391,13 @@ export function parseStackSettings(context: Record<string, unknown>): StackSetti
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
     .join('');
   let message = issue?.message ?? 'is invalid';
+  if (issue?.code === 'unrecognized_keys') {
+    const key = issue.keys[0] ?? '';
+    const known = Object.keys(NESTED_SHAPES[nestedKind(issue.path)] ?? {});
+    throw new StackSettingsError(
+      `cdk.json context "${path ? `${path}.` : ''}${key}": ${unknownSetting(key, known)}`,
+    );
+  }
   if (issue?.code === 'invalid_type') {
     const received = valueAt(input, issue.path);
     message =
@@ -340,6 +468,75 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 function show(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+const NESTED_SHAPES: Record<string, Record<string, unknown>> = {
+  syncs: syncSchema.shape,
+  alarms: alarmThresholds.shape,
+  rotation: rotationSchema.shape,
+};
+
+/** Which nested object an issue path points into: `syncs[0].alarms` is an alarms object. */
+function nestedKind(path: readonly PropertyKey[]): string {
+  const named = path.filter((p): p is string => typeof p === 'string');
+  return named[named.length - 1] ?? '';
+}
+
+/** Context keys of the app itself that are not settings of the stack. */
+const APP_KEYS = new Set(['stackName']);
+
+/**
+ * CDK's own context: feature flags (`@aws-cdk/...`), the CLI's `aws:cdk:...` switches, cached lookups
+ * (`availability-zones:account=...`) and a few plain keys the CLI and toolkit write.
+ */
+function isCdkKey(key: string): boolean {
+  return key.startsWith('@') || key.includes(':') || CDK_PLAIN_KEYS.has(key);
+}
+const CDK_PLAIN_KEYS = new Set([
+  'acknowledged-issue-numbers',
+  'cli-telemetry',
+  'cdk-version',
+  'assetsBucketName',
+]);
+
+/**
+ * Refuses a context key this app does not know (a typo such as `memoryMB` would otherwise be ignored and
+ * the default kept), naming the nearest known key.
+ */
+export function checkContextKeys(keys: Iterable<string>): void {
+  const known = [...Object.keys(stackSettingsSchema.shape), ...APP_KEYS];
+  for (const key of keys) {
+    if (known.includes(key) || isCdkKey(key)) continue;
+    throw new StackSettingsError(`cdk.json context "${key}": ${unknownSetting(key, known)}`);
+  }
+}
+
+function unknownSetting(key: string, known: readonly string[]): string {
+  const scored = known
+    .map((k) => ({ k, d: distance(key.toLowerCase(), k.toLowerCase()) }))
+    .sort((a, b) => a.d - b.d);
+  const best = scored[0];
+  const close = best && best.d <= Math.max(2, Math.floor(key.length / 3));
+  return close
+    ? `is not a setting of this app; did you mean "${best.k}"?`
+    : "is not a setting of this app (see the README's settings table)";
+}
+
+/** Levenshtein distance: how many single-character edits turn `a` into `b`. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
 }
 
 /** Reads every setting the schema knows from a construct node's context. */

@@ -72,7 +72,18 @@ export interface SyncFunctionProps {
   readonly secretsManagerUrl?: string;
   /** Ship a source map and turn on --enable-source-maps (bigger asset, slower cold start). */
   readonly sourceMaps: boolean;
+  /**
+   * Concurrent executions reserved for the function: caps a burst of overlapping ticks and manual invokes
+   * (each opens a database connection before it meets the lease).
+   */
+  readonly reservedConcurrency: number;
 }
+
+/** Partition key of every item of one sync (checkpoint, ledger, dead letters, repairs, check probes). */
+export const syncPartitionKey = (syncId: string) => `sync#${syncId}`;
+
+/** Lambda's cap on a function's environment (keys and values together). */
+const ENVIRONMENT_BYTES = 4096;
 
 /**
  * The sync Lambda: Node.js 24 on arm64, bundled locally by esbuild, in the VICIdial VPC, allowed to
@@ -89,6 +100,7 @@ export class SyncFunction extends Construct {
     requireInteger(this, 'memoryMb', props.memoryMb, 128, 10_240);
     requireInteger(this, 'deadLetterDays', props.deadLetterDays, 1, 3650);
     requireInteger(this, 'ledgerDays', props.ledgerDays, 1, 3650);
+    requireInteger(this, 'reservedConcurrency', props.reservedConcurrency, 2, 10_000);
     this.syncs = props.syncs;
     // Descriptions are capped (256 characters for a function): name the sync only when there is one.
     const which = props.syncs.length === 1 ? ` (sync ${props.syncs[0]?.id})` : '';
@@ -108,6 +120,43 @@ export class SyncFunction extends Construct {
       ],
     });
 
+    const environment: Record<string, string> = {
+      CHECKPOINT_TABLE: props.table.tableName,
+      DB_SECRET_ARN: props.dbSecretArn,
+      SYNCS: JSON.stringify(
+        props.syncs.map((s) => ({
+          id: s.id,
+          apiSecretArn: s.apiSecretArn,
+          ...(s.campaigns ? { campaigns: s.campaigns } : {}),
+          ...(s.excludeCampaigns ? { excludeCampaigns: s.excludeCampaigns } : {}),
+          ...(s.batchSize ? { batchSize: s.batchSize } : {}),
+          ...(s.concurrency ? { concurrency: s.concurrency } : {}),
+          ...(s.startFrom ? { startFrom: s.startFrom } : {}),
+        })),
+      ),
+      ALLOW_INSECURE_API: String(props.allowInsecureApi),
+      POWERTOOLS_SERVICE_NAME: 'did-sync',
+      POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
+      DEAD_LETTER_DAYS: String(props.deadLetterDays),
+      LEDGER_DAYS: String(props.ledgerDays),
+      ...(props.secretsManagerUrl ? { SECRETS_MANAGER_ENDPOINT: props.secretsManagerUrl } : {}),
+      // A 2 MB young generation keeps a long drain's RSS near its heap (bench F on Node 24: 146 MB
+      // instead of 231 for 100,000 calls) for ~15 % more CPU per call. Source-mapped stack traces cost
+      // cold-start time; only worth it when the map ships.
+      NODE_OPTIONS: ['--max-semi-space-size=2', ...(props.sourceMaps ? ['--enable-source-maps'] : [])].join(
+        ' ',
+      ),
+    };
+    // Tokens (the table name) are short; the syncs' JSON is what grows with their number.
+    const bytes = Object.entries(environment).reduce((n, [k, v]) => n + k.length + v.length, 0);
+    if (bytes > ENVIRONMENT_BYTES - 200) {
+      throw new PropsError(
+        this,
+        'syncs',
+        `need ${bytes} bytes of environment, over Lambda's ${ENVIRONMENT_BYTES}: set functionPerSync, or a lower syncsPerStack`,
+      );
+    }
+
     this.function = new NodejsFunction(this, 'Function', {
       entry: join(ROOT, 'functions', 'handler.ts'),
       handler: 'handler',
@@ -126,32 +175,8 @@ export class SyncFunction extends Construct {
       // A failed tick is not retried: the next scheduled one a minute later resumes from the checkpoint.
       retryAttempts: 0,
       maxEventAge: Duration.seconds(60),
-      environment: {
-        CHECKPOINT_TABLE: props.table.tableName,
-        DB_SECRET_ARN: props.dbSecretArn,
-        SYNCS: JSON.stringify(
-          props.syncs.map((s) => ({
-            id: s.id,
-            apiSecretArn: s.apiSecretArn,
-            ...(s.campaigns ? { campaigns: s.campaigns } : {}),
-            ...(s.excludeCampaigns ? { excludeCampaigns: s.excludeCampaigns } : {}),
-            ...(s.batchSize ? { batchSize: s.batchSize } : {}),
-            ...(s.concurrency ? { concurrency: s.concurrency } : {}),
-          })),
-        ),
-        ALLOW_INSECURE_API: String(props.allowInsecureApi),
-        POWERTOOLS_SERVICE_NAME: 'did-sync',
-        POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
-        DEAD_LETTER_DAYS: String(props.deadLetterDays),
-        LEDGER_DAYS: String(props.ledgerDays),
-        ...(props.secretsManagerUrl ? { SECRETS_MANAGER_ENDPOINT: props.secretsManagerUrl } : {}),
-        // A 2 MB young generation keeps a long drain's RSS near its heap (bench F on Node 24: 146 MB
-        // instead of 231 for 100,000 calls) for ~15 % more CPU per call. Source-mapped stack traces cost
-        // cold-start time; only worth it when the map ships.
-        NODE_OPTIONS: ['--max-semi-space-size=2', ...(props.sourceMaps ? ['--enable-source-maps'] : [])].join(
-          ' ',
-        ),
-      },
+      reservedConcurrentExecutions: props.reservedConcurrency,
+      environment,
       bundling: {
         minify: true,
         sourceMap: props.sourceMaps,
@@ -199,6 +224,13 @@ export class SyncFunction extends Construct {
           'dynamodb:Query',
         ],
         resources: [props.table.tableArn],
+        // Tenant isolation: only items whose partition key is one of its own syncs' (an exact match: a
+        // prefix would let sync "main" reach "main2").
+        conditions: {
+          'ForAllValues:StringEquals': {
+            'dynamodb:LeadingKeys': props.syncs.map((x) => syncPartitionKey(x.id)),
+          },
+        },
       }),
     );
   }

@@ -191,11 +191,13 @@ describe('the stack from the checked-in cdk.json', () => {
       GroupName: group.Properties.Name,
       Target: {
         Input: JSON.stringify({ syncId: 'main' }),
-        RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 },
+        // Retried by the scheduler, within the schedule's period: one lost tick is no incident.
+        RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 60 },
         DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } },
       },
     });
     expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+    expect(queue.Properties.RedriveAllowPolicy).toEqual({ redrivePermission: 'allowAll' });
     s.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
       PolicyDocument: {
         Statement: [
@@ -292,18 +294,26 @@ describe('the stack from the checked-in cdk.json', () => {
     s.template.resourceCountIs('AWS::EC2::VPCEndpoint', 0);
   });
 
-  it('creates the alarm topic (TLS only), subscribes the email and outputs its ARN', () => {
+  it('creates the alarm topic (TLS only, CloudWatch and event rules of this account may publish), subscribes the email and outputs its ARN', () => {
     s.template.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
       Endpoint: 'noc@example.com',
     });
-    s.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
-      PolicyDocument: {
-        Statement: [
-          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-        ],
-      },
-    });
+    const [, policy] = only(s.json, 'AWS::SNS::TopicPolicy');
+    const statements = policy.Properties.PolicyDocument.Statement as Json[];
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
+    for (const service of ['cloudwatch.amazonaws.com', 'events.amazonaws.com']) {
+      const allow = statements.find((x) => x.Effect === 'Allow' && x.Principal?.Service === service);
+      expect(allow, service).toMatchObject({
+        Action: 'sns:Publish',
+        Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+      });
+      expect(JSON.stringify(allow.Condition.ArnLike['aws:SourceArn'])).toContain(
+        service.startsWith('cloudwatch') ? ':alarm:*' : ':rule/*',
+      );
+    }
     expect(s.template.findOutputs('AlarmTopicArn').AlarmTopicArn?.Value).toEqual({ Ref: topic });
   });
 
@@ -311,11 +321,8 @@ describe('the stack from the checked-in cdk.json', () => {
     const alarms = resources(s.json, 'AWS::CloudWatch::Alarm');
     expect(alarms.map(([, a]) => a.Properties.AlarmName).sort()).toEqual(
       [
-        'DidSync-AsyncEventsDropped',
-        'DidSync-Errors',
         'DidSync-SchedulerTargetErrors',
         'DidSync-SchedulerTicksLost',
-        'DidSync-Throttles',
         'DidSync-main-ApiAuthFailures',
         'DidSync-main-CursorAhead',
         'DidSync-main-DeadLetters',
@@ -368,7 +375,7 @@ describe('the stack from the checked-in cdk.json', () => {
     },
   );
 
-  it('alarms when no run completed or moved the cursor for 10 minutes, silence included', () => {
+  it('alarms when no run ended (completed, partial or failed) for 10 minutes, silence included', () => {
     const a = alarmNamed(s.json, 'DidSync-main-NoRun');
     expect(a).toMatchObject({
       Threshold: 1,
@@ -378,7 +385,12 @@ describe('the stack from the checked-in cdk.json', () => {
       TreatMissingData: 'breaching',
     });
     expect(a.Metrics).toEqual([
-      { Id: 'expr_1', Expression: 'SUM([completed, partial])', Label: expect.any(String), ReturnData: true },
+      {
+        Id: 'expr_1',
+        Expression: 'SUM([completed, partial, failed])',
+        Label: expect.any(String),
+        ReturnData: true,
+      },
       {
         Id: 'completed',
         Label: 'main',
@@ -391,26 +403,21 @@ describe('the stack from the checked-in cdk.json', () => {
         MetricStat: { Metric: syncMetric('RunsPartial'), Period: 60, Stat: 'Sum' },
         ReturnData: false,
       },
+      {
+        Id: 'failed',
+        Label: 'main',
+        MetricStat: { Metric: syncMetric('RunsFailed'), Period: 60, Stat: 'Sum' },
+        ReturnData: false,
+      },
     ]);
   });
 
-  it.each([
-    ['Errors', 'Errors'],
-    ['Throttles', 'Throttles'],
-    ['AsyncEventsDropped', 'AsyncEventsDropped'],
-  ])('alarms on the function metric %s', (name, metricName) => {
-    const [fnId] = only(s.json, 'AWS::Lambda::Function');
-    expect(alarmNamed(s.json, `DidSync-${name}`)).toMatchObject({
-      Namespace: 'AWS/Lambda',
-      MetricName: metricName,
-      Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId } }],
-      Statistic: 'Sum',
-      Period: 300,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      EvaluationPeriods: 1,
-      TreatMissingData: 'notBreaching',
-    });
+  it("pages on none of Lambda's own metrics: a failed run pages as FailedRuns, a throttled or dropped tick not at all", () => {
+    const lambdaAlarms = resources(s.json, 'AWS::CloudWatch::Alarm').filter(
+      ([, a]) => a.Properties.Namespace === 'AWS/Lambda',
+    );
+    expect(lambdaAlarms).toEqual([]);
+    s.template.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: 6 });
   });
 
   it("alarms on the scheduler's target errors and lost ticks for the stack's schedule group", () => {
@@ -423,8 +430,11 @@ describe('the stack from the checked-in cdk.json', () => {
       Statistic: 'Sum',
       Threshold: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
     });
     const lost = alarmNamed(s.json, 'DidSync-SchedulerTicksLost');
+    expect(lost).toMatchObject({ EvaluationPeriods: 3, DatapointsToAlarm: 3 });
     expect(lost.Metrics[0].Expression).toBe('SUM([dropped, dlq, dlqFailed])');
     expect(lost.Metrics.slice(1).map((m: Json) => m.MetricStat.Metric)).toEqual([
       { Namespace: 'AWS/Scheduler', MetricName: 'InvocationDroppedCount', Dimensions: dimensions },
@@ -731,9 +741,9 @@ describe('variants', () => {
         expect(schedule.Properties.Target.Arn).toEqual({ 'Fn::GetAtt': [bySync.get('main'), 'Arn'] });
       }
       const names = resources(json, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties.AlarmName);
-      expect(names).toEqual(
-        expect.arrayContaining(['DidSync-main-Errors', 'DidSync-tenant2-retention-Errors']),
-      );
+      expect(names).toEqual(expect.arrayContaining(['DidSync-main-FailedRuns', 'DidSync-main-NoRun']));
+      // Reserved per sync (3 by default): a run, the next tick that meets its lease, a manual invoke.
+      for (const [, f] of fns) expect(f.Properties.ReservedConcurrentExecutions).toBe(3);
       const queries = resources(json, 'AWS::Logs::QueryDefinition');
       expect(queries[0]?.[1].Properties.LogGroupNames).toHaveLength(2);
       expect(Object.keys(Template.fromStack(stack).findOutputs('*'))).toEqual(
@@ -936,14 +946,20 @@ describe('AWS Control Tower proactive controls (cfn-guard)', () => {
   );
 
   it(
-    'passes every other Control Tower control but one: the schedules dead-letter queue has no dead-letter queue',
+    'passes every Control Tower control with the documented compliant settings (the schedules dead-letter queue has a RedriveAllowPolicy)',
     () => {
       expect(
         failing(
-          { logRetentionDays: 365, logKmsKeyArn: KEY_ARN, createVpcEndpoints: true, rotation: {} },
+          {
+            logRetentionDays: 365,
+            logKmsKeyArn: KEY_ARN,
+            createVpcEndpoints: true,
+            rotation: {},
+            functionPerSync: true,
+          },
           rules,
         ),
-      ).toEqual(['sqs_dlq_check']);
+      ).toEqual([]);
     },
     SYNTH,
   );
@@ -1059,6 +1075,7 @@ describe('construct props', () => {
       deadLetterDays: 30,
       ledgerDays: 8,
       sourceMaps: false,
+      reservedConcurrency: 3,
     };
     expect(() => new SyncFunction(stack, 'NoSyncs', { ...base, syncs: [] })).toThrow(
       'Props/NoSyncs: syncs must list at least one sync',
@@ -1149,7 +1166,7 @@ describe('settings validation', () => {
           },
         ],
       },
-      `cdk.json context "syncs[0].alarms.noRunMinutes": must be longer than sync "slow"'s schedule interval (30 minutes), or the alarm fires between two runs`,
+      `cdk.json context "syncs[0].alarms.noRunMinutes": must be longer than sync "slow"'s schedule interval plus timeoutSeconds (1920 s), or the alarm fires between two runs`,
     ],
   ])('refuses %o naming the setting', (override, message) => {
     const run = () => parseStackSettings({ ...example, ...override });

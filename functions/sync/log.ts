@@ -23,6 +23,14 @@ export class PowertoolsSyncLog implements SyncLog {
   }
 }
 
+/**
+ * A log whose every line carries `keys` (a sync's id): parts that do not know the sync (the delivery, a
+ * replay's lease release) write lines the saved queries can still attribute.
+ */
+export function withKeys(log: SyncLog, keys: LogFields): SyncLog {
+  return { log: (level, event, fields = {}) => log.log(level, event, { ...keys, ...fields }) };
+}
+
 export interface LogEntry extends LogFields {
   level: LogLevel;
   event: string;

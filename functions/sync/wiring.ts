@@ -3,7 +3,7 @@ import { type ApiKeyProvider, DidOptimizerClient } from './api-client';
 import type { CheckpointStore } from './checkpoint-store';
 import { type DbCredentialSource, VicidialDbConnection } from './db-connection';
 import type { SyncDeps } from './engine';
-import type { SyncLog } from './log';
+import { type SyncLog, withKeys } from './log';
 import type { ApiSettings, CheckpointSettings, ConnectionSettings, SyncSettings } from './settings';
 import { USER_AGENT } from './version';
 import { VicidialLog } from './vicidial-log';
@@ -56,7 +56,7 @@ export function createSync(parts: SyncParts): Sync {
     checkpoints: parts.checkpoints,
     api,
     keys: parts.keys,
-    log: parts.log,
+    log: withKeys(parts.log, { syncId: s.syncId }),
     connection,
     // A shared connection or client outlives this sync; its owner closes it.
     close: async () => {

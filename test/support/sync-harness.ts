@@ -36,7 +36,10 @@ export interface Harness {
   /** Settings for the `did-sync` command pointed at this harness's database, API and DynamoDB. */
   cliEnv(): Record<string, string>;
   dbSource(): DbCredentialSource;
-  createSync(env?: Env, options?: { keys?: ApiKeyProvider; apiUrl?: string; db?: DbCredentialSource }): Sync;
+  createSync(
+    env?: Env,
+    options?: { keys?: ApiKeyProvider; apiUrl?: string; db?: DbCredentialSource; log?: MemorySyncLog },
+  ): Sync;
   run(
     env?: Env,
     options?: Partial<RunOptions> & {
@@ -104,18 +107,18 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
         dbConnection: parseConnectionSettings(env),
         keys: options.keys ?? staticApiKey(TEST_KEY),
         checkpoints: store,
-        log: new MemorySyncLog(),
+        // Through createSync, as in production: it adds the sync's keys to every line.
+        log: options.log ?? new MemorySyncLog(),
       });
       syncs.push(sync);
       return sync;
     },
     async run(env = {}, options = {}) {
       const log = options.log ?? new MemorySyncLog();
-      const sync = harness.createSync(env, options.keys ? { keys: options.keys } : {});
+      const sync = harness.createSync(env, { ...(options.keys ? { keys: options.keys } : {}), log });
       const summary = await runSync(
         {
           ...sync,
-          log,
           retryPolicy: options.retryPolicy ?? QUICK_RETRIES,
         },
         { owner: options.owner ?? `test-${randomBytes(3).toString('hex')}`, ...options },
