@@ -269,10 +269,7 @@ async function main(argv: string[]): Promise<number> {
         }
         const maxSeconds = positiveInt('max-seconds', values['max-seconds']);
         const maxBatches = positiveInt('max-batches', values['max-batches']);
-        if (!(await store.read(syncId)))
-          await err(
-            `did-sync: notice: sync "${syncId}" has no checkpoint yet: this run starts it at ${settings.startFrom === undefined ? "one hour before the database's clock (set START_FROM to choose)" : `START_FROM ${new Date(settings.startFrom * 1000).toISOString()}`}`,
-          );
+        const isNew = !(await store.read(syncId));
         const sync = createSync({
           settings,
           api: api.api,
@@ -290,6 +287,10 @@ async function main(argv: string[]): Promise<number> {
             // Every wait ends here; the last checkpoint, the release and the summary fit in the rest.
             ...(maxSeconds ? { deadline: started + maxSeconds * 1000 - FINAL_WRITE_MS - 300 } : {}),
           });
+          if (isNew)
+            await err(
+              `did-sync: notice: sync "${syncId}" had no checkpoint yet: this run ${summary.dryRun ? 'would start' : 'started'} it at ${settings.startFrom === undefined ? "one hour before the database's clock (set START_FROM to choose)" : `START_FROM ${new Date(settings.startFrom * 1000).toISOString()}`}`,
+            );
           const failure =
             summary.outcome === 'failed'
               ? failureLine(summary, { ...parts, apiKey: api.keySource, apiUrl: api.api.url })
