@@ -175,15 +175,19 @@ describe('the sync the CLI acts on', () => {
     expect(several.stderr).toContain('SYNCS lists 2 syncs (east, west)');
 
     // The function's own environment: secrets instead of VICIDIAL_DB_* and API_KEY.
-    const db = new URL(h.dbUrl);
+    // A secret in the shape of Secrets Manager's MySQL rotation, for a read-only user of its own.
+    const schema = new URL(h.dbUrl).pathname.slice(1);
+    await h.db.query("DROP USER IF EXISTS 'did_sync_fn'@'%'");
+    await h.db.query("CREATE USER 'did_sync_fn'@'%' IDENTIFIED BY 'fn-Passw0rd-value'");
+    await h.db.query(`GRANT SELECT ON \`${schema}\`.vicidial_log TO 'did_sync_fn'@'%'`);
     secrets.put(
       'db-secret',
       JSON.stringify({
-        host: db.hostname,
-        port: Number(db.port),
-        username: decodeURIComponent(db.username),
-        password: decodeURIComponent(db.password),
-        dbname: db.pathname.slice(1),
+        host: env.VICIDIAL_DB_HOST,
+        port: Number(env.VICIDIAL_DB_PORT),
+        username: 'did_sync_fn',
+        password: 'fn-Passw0rd-value',
+        dbname: env.VICIDIAL_DB_NAME,
       }),
     );
     secrets.put('api-fn', JSON.stringify({ apiKey: TEST_KEY, apiUrl: h.api.url }));
@@ -355,11 +359,11 @@ describe('did-sync trace <uniqueid>', () => {
       delivered: makeCall({ end_epoch: end, campaign_id: 'TRACE' }, 9001),
       followed: makeCall({ end_epoch: end + 1, campaign_id: 'TRACE', status: 'DISPO' }, 9002),
       parked: makeCall({ end_epoch: end + 2, campaign_id: 'TRACE' }, 9003),
-      dead: makeCall({ end_epoch: end + 3, campaign_id: 'TRACE' }, 9004),
+      dead: makeCall({ end_epoch: end + 3, campaign_id: 'TRACEDL' }, 9004),
     };
     await insertCalls(h.db, Object.values(calls));
+    // The stand-in holds one fault rule at a time: the parked call in one sync, the rejected in another.
     h.api.failWhen((b) => b.uniqueid === calls.parked.uniqueid, { status: 503 });
-    h.api.failWhen((b) => b.uniqueid === calls.dead.uniqueid, { status: 422, body: REJECTION });
     const e = {
       ...env,
       SYNC_ID: 'trace',
@@ -368,9 +372,12 @@ describe('did-sync trace <uniqueid>', () => {
       API_MAX_ATTEMPTS: '2',
     };
     await cli(['run'], e);
+    h.api.failWhen((b) => b.uniqueid === calls.dead.uniqueid, { status: 422, body: REJECTION });
+    const ed = { ...e, SYNC_ID: 'trace-dl', CAMPAIGNS: 'TRACEDL' };
+    await cli(['run'], ed);
     h.api.failWhen(() => true, null);
-    const trace = async (uid: string) => {
-      const r = await cli(['trace', uid, '--json'], e);
+    const trace = async (uid: string, on = e) => {
+      const r = await cli(['trace', uid, '--json'], on);
       return { code: r.code, report: JSON.parse(r.stdout) };
     };
     const delivered = await trace(calls.delivered.uniqueid);
@@ -380,15 +387,15 @@ describe('did-sync trace <uniqueid>', () => {
     expect((await trace(calls.followed.uniqueid)).report.verdict).toBe('followed');
     const parked = await trace(calls.parked.uniqueid);
     expect(parked.report).toMatchObject({ verdict: 'parked', parked: { lastStatus: 503 } });
-    const dead = await trace(calls.dead.uniqueid);
+    const dead = await trace(calls.dead.uniqueid, ed);
     expect(dead.report.verdict).toBe('dead_lettered');
     expect(dead.report.summary).toContain('campaign RETENT is not configured');
     expect(dead.code).toBe(1);
     const never = await trace('1111111111.1');
     expect(never.report.verdict).toBe('never_seen');
     expect(never.code).toBe(1);
-    const text = await cli(['trace', calls.dead.uniqueid], e);
-    expect(text.stdout.split('\n')[0]).toBe(`call ${calls.dead.uniqueid} (sync trace): dead lettered`);
+    const text = await cli(['trace', calls.dead.uniqueid], ed);
+    expect(text.stdout.split('\n')[0]).toBe(`call ${calls.dead.uniqueid} (sync trace-dl): dead lettered`);
   });
 
   it('replays only the dead letters the filters name', async () => {
