@@ -243,9 +243,14 @@ export class SyncRuntime {
     } catch (error) {
       // The run never started (its API secret could not be read): status must still show it.
       if (!(error instanceof InvalidInvocationError)) {
+        const secret = this.settings.syncs.get(invocation.syncId)?.apiSecretArn;
         await this.record(
           invocation.syncId,
-          failureBeforeRun('secret_unreadable', (error as Error).message, 'lambda'),
+          failureBeforeRun(
+            'secret_unreadable',
+            `API secret ${secret}: ${(error as Error).message}`,
+            'lambda',
+          ),
         );
       }
       throw error;
