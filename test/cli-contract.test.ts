@@ -28,7 +28,13 @@ function cli(args: string[], env: Record<string, string>, stdoutFile?: string): 
     const fd = stdoutFile ? openSync(stdoutFile, 'w') : undefined;
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: mkdtempSync(join(tmpdir(), 'did-sync-contract-')),
-      env: { PATH: process.env.PATH, POWERTOOLS_LOG_LEVEL: 'INFO', ...env },
+      env: {
+        PATH: process.env.PATH,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        // On a Node older than 22 (a local run outside CI) the command's one-line note would be in stderr.
+        DID_SYNC_QUIET_NODE_NOTE: '1',
+        ...env,
+      },
       stdio: ['ignore', fd ?? 'pipe', 'pipe'],
     });
     let stdout = '';

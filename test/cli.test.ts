@@ -26,6 +26,8 @@ function cli(
       env: {
         PATH: process.env.PATH,
         POWERTOOLS_LOG_LEVEL: 'INFO',
+        // On a Node older than 22 (a local run outside CI) the command's one-line note would be in stderr.
+        DID_SYNC_QUIET_NODE_NOTE: '1',
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         ...env,
       },

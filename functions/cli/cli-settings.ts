@@ -18,6 +18,7 @@ import {
   type SyncSettings,
   validateApiUrl,
 } from '../sync/settings';
+import { labelErrors } from './parts';
 
 /**
  * Which sync the command acts on, and where its database credentials and API key come from, read the
@@ -95,10 +96,15 @@ export interface DatabaseSource {
 
 let secretCache: SecretCache | undefined;
 function secrets(env: Env, region: string): SecretCache {
-  secretCache ??= new SecretCache(
-    new SecretsManagerClient({ region, endpoint: env.SECRETS_MANAGER_ENDPOINT?.trim() || undefined }),
-    5 * 60_000,
-  );
+  if (!secretCache) {
+    const endpoint = env.SECRETS_MANAGER_ENDPOINT?.trim() || undefined;
+    const client = new SecretsManagerClient({ region, endpoint });
+    labelErrors(
+      client as unknown as Parameters<typeof labelErrors>[0],
+      `Secrets Manager (${endpoint ?? `secretsmanager.${region}.amazonaws.com`})`,
+    );
+    secretCache = new SecretCache(client, 5 * 60_000);
+  }
   return secretCache;
 }
 

@@ -19,7 +19,14 @@ const LABELLED = Symbol('did-sync part');
  * `ConditionalCheckFailedException` test) is unchanged.
  */
 export function labelDynamoErrors(client: DynamoDBClient, settings: CheckpointSettings): void {
-  const label = dynamoLabel(settings);
+  labelErrors(client, dynamoLabel(settings));
+}
+
+/** The same for any SDK client (Secrets Manager: "secrets (Secrets Manager <endpoint>)"). */
+export function labelErrors(
+  client: Pick<DynamoDBClient, 'middlewareStack'> | { middlewareStack: DynamoDBClient['middlewareStack'] },
+  label: string,
+): void {
   client.middlewareStack.add(
     (next) => async (args) => {
       try {
