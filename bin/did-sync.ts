@@ -3,61 +3,57 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, parseEnv } from 'node:util';
+import { parseEnv } from 'node:util';
+import { apiSource, chooseSync, type DatabaseSource, databaseSource } from '../functions/cli/cli-settings';
+import { EXIT, parseCommandLine, positiveInt, UsageError } from '../functions/cli/commands';
+import {
+  formatDeadLetters,
+  formatReconcile,
+  formatRunSummary,
+  formatStatus,
+  formatTrace,
+} from '../functions/cli/format';
+import { err, exitAfterDrain, out, outJson, stderrSyncLog } from '../functions/cli/output';
+import {
+  dynamoLabel,
+  failureLine,
+  isDatabaseError,
+  isLabelled,
+  labelDynamoErrors,
+} from '../functions/cli/parts';
 import { staticApiKey } from '../functions/sync/api-client';
 import { formatCheckReport, runChecks } from '../functions/sync/check';
 import { CheckpointStore, LeaseHeldError } from '../functions/sync/checkpoint-store';
-import { staticCredentials, VicidialDbConnection } from '../functions/sync/db-connection';
-import { parseDbSettings } from '../functions/sync/db-settings';
-import { FINAL_WRITE_MS, type RunSummary, runSync } from '../functions/sync/engine';
-import { PowertoolsSyncLog } from '../functions/sync/log';
+import { VicidialDbConnection } from '../functions/sync/db-connection';
+import { FINAL_WRITE_MS, runSync } from '../functions/sync/engine';
 import {
   type DbClock,
+  type DeadLetterFilter,
   listDeadLetters,
   ResetRefusedError,
   readStatus,
   replayDeadLetters,
   resetCheckpoint,
 } from '../functions/sync/operations';
-import { type HourReport, type ReconcileReport, reconcile } from '../functions/sync/reconcile';
+import { ReconcileRangeError, reconcile } from '../functions/sync/reconcile';
+import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../functions/sync/run-history';
 import {
   type Env,
-  parseApiSettings,
   parseCheckpointSettings,
   parseConnectionSettings,
   parseInstant,
-  parseSyncSettings,
-  requiredSetting,
   SettingError,
 } from '../functions/sync/settings';
+import { setUpTable } from '../functions/sync/table-setup';
+import { traceCall } from '../functions/sync/trace';
 import { USER_AGENT } from '../functions/sync/version';
-import type { VicidialLog } from '../functions/sync/vicidial-log';
 import { createDynamoClient, createSync } from '../functions/sync/wiring';
 
 /**
  * `did-sync`: the same engine as the Lambda, run by hand or from cron on a VICIdial box.
- * Exit codes: 0 done (or skipped: another run holds the lease), 1 the run failed, 2 bad settings or usage.
- * `check`: 0 when no check failed (warnings allowed), 1 when one did.
+ * Exit codes: 0 ok, 1 found a problem (a failed run, a failed check, missing calls...), 2 usage or
+ * settings. stdout holds only the answer (exactly one JSON document with --json); logs go to stderr.
  */
-
-const USAGE = `usage: did-sync <command> [options]
-
-commands:
-  run [--dry-run] [--max-batches N] [--max-seconds S]   sync until caught up (or a limit); ends within S + 2 s
-  status [--json]                                       checkpoint, lag, lease, pending, parked, dead letters
-  reset --to <ISO-8601|epoch> [--force] [--without-database]
-                                                        move the checkpoint (refused while a run holds the lease,
-                                                        or for an instant after the database's clock)
-  dead-letters [--replay] [--json]                      list rejected calls, or post them again (takes the lease)
-  check [--json]                                        try the database, its grant and time zone, the API key
-                                                        and the checkpoint table; posts no call
-  reconcile --since <ISO|epoch> [--until <ISO|epoch>] [--repair] [--json]
-                                                        count, per hour, eligible calls the ledger has not seen;
-                                                        --repair queues them for the next run
-
-Settings come from the environment and ./.env (see README.md).`;
-
-class UsageError extends Error {}
 
 /** The process environment wins over ./.env, as with every dotenv-style tool. */
 function loadEnv(cwd: string): Env {
@@ -66,85 +62,81 @@ function loadEnv(cwd: string): Env {
   return { ...fromFile, ...process.env };
 }
 
-function positiveInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1)
-    throw new UsageError(`--${name} must be a positive whole number`);
-  return Number(value);
+function instant(name: string, value: string | boolean | undefined): number | undefined {
+  if (value === undefined || typeof value === 'boolean') return undefined;
+  const epoch = parseInstant(value);
+  if (epoch === undefined)
+    throw new UsageError(`--${name}: "${value}" is not epoch seconds or ISO-8601 with a zone`);
+  return epoch;
 }
 
-function printSummary(summary: RunSummary): void {
-  const lines = [
-    `sync ${summary.syncId}: ${summary.outcome}${summary.reason ? ` (${summary.reason})` : ''}${summary.dryRun ? ' [dry run]' : ''}`,
-    `  delivered ${summary.delivered}, retried ${summary.retried}, ambiguous ${summary.ambiguous}, rate-limited ${summary.rateLimited}, dead-lettered ${summary.deadLettered}`,
-    `  pending ${summary.pending} (resolved ${summary.pendingResolved}), parked ${summary.parked} (new ${summary.parkedNew}, recovered ${summary.recovered}), skipped as delivered ${summary.skippedAhead}`,
-    `  batches ${summary.batches}, calls read ${summary.callsRead}, checkpoints ${summary.checkpoints}, concurrency ${summary.concurrency}`,
-    `  cursor ${summary.cursor ? `${new Date(summary.cursor.endEpoch * 1000).toISOString()} ${summary.cursor.uniqueid}` : '-'}, lag ${summary.lagSeconds ?? '-'} s, ${(summary.durationMs / 1000).toFixed(1)} s`,
-  ];
-  if (summary.detail) lines.push(`  ${summary.detail}`);
-  if (summary.lease) lines.push(`  lease held by ${summary.lease.owner} until ${summary.lease.expiresAt}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
-}
+const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** Where the current failure happened, for an error that does not say so itself. */
+let databaseLabel: (() => string) | undefined;
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return command ? 0 : 2;
+  // Usage first: an unknown command or option is answered before any setting is read.
+  const line = parseCommandLine(argv);
+  if (line.kind === 'help') {
+    // Asked-for help is the answer (stdout); usage shown for a missing command is an error (stderr).
+    await (line.exitCode === EXIT.ok ? out(line.text) : err(line.text.trimEnd()));
+    return line.exitCode;
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      'dry-run': { type: 'boolean' },
-      'max-batches': { type: 'string' },
-      'max-seconds': { type: 'string' },
-      json: { type: 'boolean' },
-      to: { type: 'string' },
-      force: { type: 'boolean' },
-      'without-database': { type: 'boolean' },
-      replay: { type: 'boolean' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      repair: { type: 'boolean' },
-    },
-    strict: true,
-  });
+  const { command, values, positionals } = line;
+  const json = values.json === true;
   const started = Date.now();
   const env = loadEnv(process.cwd());
-  const settings = parseSyncSettings(env);
   const checkpointSettings = parseCheckpointSettings(env);
-  const log = new PowertoolsSyncLog();
   const dynamo = createDynamoClient(checkpointSettings);
+  labelDynamoErrors(dynamo, checkpointSettings);
   const store = new CheckpointStore(dynamo, checkpointSettings.table);
-  // status and reset read the database's clock when the database settings are there.
-  const database = (): { calls: VicidialLog; close: () => Promise<void> } | undefined => {
-    let db: ReturnType<typeof parseDbSettings>;
-    try {
-      db = parseDbSettings(env);
-    } catch {
-      return undefined;
-    }
-    const sync = createSync({
-      settings,
-      api: { url: 'http://127.0.0.1', allowInsecure: false },
-      db: staticCredentials(db),
-      dbConnection: parseConnectionSettings(env),
-      keys: staticApiKey(''),
-      checkpoints: store,
-      log,
-    });
-    return { calls: sync.calls, close: () => sync.close() };
-  };
+  const history = new RunHistory(dynamo, checkpointSettings.table);
+  const region = checkpointSettings.region;
   try {
-    // check tests the table as it is: creating it here would hide a missing one.
-    if (checkpointSettings.endpoint && command !== 'check') await store.ensureTable();
-    switch (command) {
+    if (command.name === 'init-table') {
+      const report = await setUpTable(dynamo, checkpointSettings.table, {
+        emulator: checkpointSettings.endpoint !== undefined,
+      });
+      if (json) await outJson(report);
+      else
+        await out(
+          `${report.ok ? '' : 'FAILED: '}table ${report.table}: ${report.created ? 'created' : 'already there'}, TTL on expiresAt ${report.ttl}${report.problem ? `\n  ${report.problem}` : ''}\n`,
+        );
+      return report.ok ? EXIT.ok : EXIT.problem;
+    }
+    // A local emulator starts empty; check tests the table as it is (creating it would hide a missing one).
+    if (checkpointSettings.endpoint && command.name !== 'check') await store.ensureTable();
+    const chosen = await chooseSync(env, str(values.sync), store);
+    if (chosen.notice) await err(chosen.notice);
+    const settings = chosen.settings;
+    const syncId = settings.syncId;
+    const log = stderrSyncLog();
+    const needsDb =
+      ['run', 'reconcile', 'check'].includes(command.name) ||
+      (command.name === 'dead-letters' && values.replay === true);
+    const dbSource: DatabaseSource | undefined = databaseSource(env, region, needsDb);
+    databaseLabel = dbSource?.label;
+    const parts = { database: () => dbSource?.label() ?? '-', dynamo: dynamoLabel(checkpointSettings) };
+    // status, reset and trace read the database when its settings are there, and do without otherwise.
+    const readOnlySync = () =>
+      dbSource
+        ? createSync({
+            settings,
+            api: { url: 'http://127.0.0.1', allowInsecure: false },
+            db: dbSource.credentials,
+            dbConnection: parseConnectionSettings(env),
+            keys: staticApiKey(''),
+            checkpoints: store,
+            log,
+          })
+        : undefined;
+
+    switch (command.name) {
       case 'check': {
-        const api = parseApiSettings(env);
-        const key = requiredSetting(env, 'API_KEY', 'is required (the DID Optimizer API key)');
+        const api = await apiSource(env, chosen, region);
         // A short connect timeout: a database that does not answer must not hold the command.
-        // The session zone and query timeout the sync itself runs with, so the check judges its reads.
-        const connection = new VicidialDbConnection(staticCredentials(parseDbSettings(env)), {
+        const connection = new VicidialDbConnection((dbSource as DatabaseSource).credentials, {
           ...parseConnectionSettings(env),
           connectTimeoutMs: 5_000,
           poolSize: 1,
@@ -153,205 +145,211 @@ async function main(argv: string[]): Promise<number> {
           const report = await runChecks({
             settings,
             db: connection,
-            api: async () => ({ url: api.url, key }),
+            api: async () => ({ url: api.api.url, key: await api.keys.key() }),
             userAgent: USER_AGENT,
             dynamo,
             table: checkpointSettings.table,
           });
-          process.stdout.write(
-            values.json ? `${JSON.stringify(report, null, 2)}\n` : formatCheckReport(report),
-          );
-          return report.ok ? 0 : 1;
+          await (json ? outJson(report) : out(formatCheckReport(report)));
+          return report.ok ? EXIT.ok : EXIT.problem;
         } finally {
-          // A query still waiting on a locked table would hold close() (and the process) open: give up
-          // on it after a moment and let the process end.
-          const closed = await Promise.race([
-            connection.close().then(
-              () => true,
-              () => true,
-            ),
-            new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000).unref()),
+          // A query still waiting on a locked table would hold close(): give up on it after a moment.
+          await Promise.race([
+            connection.close().catch(() => undefined),
+            new Promise((resolve) => setTimeout(resolve, 2_000).unref()),
           ]);
-          if (!closed) setTimeout(() => process.exit(), 1_000).unref();
         }
       }
       case 'status': {
-        const db = database();
-        const clock: DbClock | undefined = db ? () => db.calls.now({ timeoutMs: 5_000 }) : undefined;
-        const status = await readStatus(store, settings.syncId, clock).finally(() => db?.close());
-        if (values.json) {
-          process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
-        } else {
-          process.stdout.write(
-            `${[
-              `sync ${status.syncId}${status.exists ? '' : ' (no checkpoint yet)'}`,
-              `  cursor     ${status.cursorTime ?? '-'} ${status.cursor?.uniqueid ?? ''}`,
-              `  lag        ${status.lagSeconds ?? '-'} s (${status.clock} clock)`,
-              ...(status.warning ? [`  WARNING    ${status.warning}`] : []),
-              `  lease      ${status.lease ? `${status.lease.owner} until ${status.lease.expiresAt}` : 'free'}`,
-              `  pending    ${status.pending}`,
-              `  parked     ${status.parked}`,
-              ...status.parkedCalls.map(
-                (p) =>
-                  `    ${p.uniqueid} ended ${new Date(p.endEpoch * 1000).toISOString()}, failed in ${p.failures} run(s) since ${new Date(p.firstFailedAt * 1000).toISOString()}, last HTTP ${p.lastStatus ?? 'none'}`,
-              ),
-              `  dead letters ${status.deadLetters}`,
-              `  last run   ${status.lastRun ? `${status.lastRun.outcome} at ${status.lastRun.at}, delivered ${status.lastRun.delivered}` : '-'}`,
-            ].join('\n')}\n`,
-          );
-        }
-        return 0;
+        const sync = readOnlySync();
+        const clock: DbClock | undefined = sync ? () => sync.calls.now({ timeoutMs: 5_000 }) : undefined;
+        const status = await readStatus(store, syncId, clock, history).finally(() => sync?.close());
+        await (json ? outJson(status) : out(formatStatus(status)));
+        return status.healthy ? EXIT.ok : EXIT.problem;
       }
       case 'reset': {
-        if (!values.to) throw new UsageError('reset needs --to <ISO-8601|epoch>');
-        const to = parseInstant(values.to);
-        if (to === undefined)
-          throw new UsageError(`--to: "${values.to}" is not epoch seconds or ISO-8601 with a zone`);
-        const db = database();
+        const to = instant('to', values.to);
+        if (to === undefined) throw new UsageError('reset needs --to <ISO-8601|epoch>', command);
+        const sync = readOnlySync();
         const report = await resetCheckpoint(
           store,
-          db?.calls,
-          settings.syncId,
+          sync?.calls,
+          syncId,
           to,
-          { force: values.force ?? false, withoutDatabase: values['without-database'] ?? false },
+          { force: values.force === true, withoutDatabase: values['without-database'] === true },
           log,
-        ).finally(() => db?.close());
-        process.stdout.write(
-          `sync ${report.syncId}: checkpoint reset to ${report.cursorTime} (checked against the ${report.checkedAgainst} clock)` +
-            `${report.rePost !== null ? `; ${report.rePost} eligible call(s) after it will be posted again` : ''}\n`,
-        );
-        return 0;
+        ).finally(() => sync?.close());
+        if (json) await outJson(report);
+        else
+          await out(
+            `sync ${report.syncId}: checkpoint reset to ${report.cursorTime} (checked against the ${report.checkedAgainst} clock)` +
+              `${report.rePost !== null ? `; ${report.rePost} eligible call(s) after it will be posted again` : ''}\n`,
+          );
+        return EXIT.ok;
       }
       case 'reconcile': {
-        const instant = (name: string, value: string | undefined) => {
-          if (value === undefined) return undefined;
-          const epoch = parseInstant(value);
-          if (epoch === undefined)
-            throw new UsageError(`--${name}: "${value}" is not epoch seconds or ISO-8601 with a zone`);
-          return epoch;
-        };
         const since = instant('since', values.since);
-        if (since === undefined) throw new UsageError('reconcile needs --since <ISO-8601|epoch>');
+        if (since === undefined) throw new UsageError('reconcile needs --since <ISO-8601|epoch>', command);
         const until = instant('until', values.until);
-        const db = database();
-        if (!db)
+        const sync = readOnlySync();
+        if (!sync)
           throw new SettingError(
             'VICIDIAL_DB_HOST',
             'reconcile reads vicidial_log: the database settings are required',
           );
         const report = await reconcile(
-          { settings, calls: db.calls, checkpoints: store, log },
-          { since, ...(until === undefined ? {} : { until }), repair: values.repair ?? false },
-        ).finally(() => db.close());
-        if (values.json) {
-          process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-        } else {
-          const line = (label: string, h: HourReport | ReconcileReport) =>
-            `${label.padEnd(24)} eligible ${h.eligible}, delivered ${h.delivered}, dead-lettered ${h.deadLettered}, pending ${h.pending}, parked ${h.parked}, queued ${h.queued}, missing ${h.missing}`;
-          const lines = [
-            `sync ${report.syncId}: reconcile ${report.since} .. ${report.until}${report.repair ? ' (repair)' : ''}`,
-          ];
-          for (const h of report.hours) if (h.missing > 0) lines.push(`  ${line(h.hour, h)}`);
-          lines.push(`  ${line('total', report)}`);
-          if (report.missingUniqueids.length > 0)
-            lines.push(
-              `  missing: ${report.missingUniqueids.slice(0, 20).join(' ')}${report.missing > 20 ? ' ...' : ''}`,
-            );
-          if (report.notReached.length > 0)
-            lines.push(`  not reached before the deadline: ${report.notReached.join(', ')}`);
-          lines.push(`  ${report.rowsRead} rows read in ${(report.durationMs / 1000).toFixed(1)} s`);
-          if (report.repair && report.queued > 0)
-            lines.push('  queued calls go out with the next run (did-sync run delivers them now)');
-          process.stdout.write(`${lines.join('\n')}\n`);
-        }
-        return report.missing > 0 || report.notReached.length > 0 ? 1 : 0;
+          { settings, calls: sync.calls, checkpoints: store, log },
+          { since, ...(until === undefined ? {} : { until }), repair: values.repair === true },
+        ).finally(() => sync.close());
+        for (const note of report.notes) await err(`did-sync: note: ${note}`);
+        await (json ? outJson(report) : out(formatReconcile(report)));
+        return report.missing > 0 || report.notReached.length > 0 ? EXIT.problem : EXIT.ok;
       }
-      case 'run':
+      case 'trace': {
+        const sync = readOnlySync();
+        if (!sync) await err("did-sync: note: no database settings: the call's row is not read");
+        const report = await traceCall(
+          { settings, calls: sync?.calls, checkpoints: store },
+          positionals[0] as string,
+        ).finally(() => sync?.close());
+        await (json ? outJson(report) : out(formatTrace(report)));
+        return report.settled ? EXIT.ok : EXIT.problem;
+      }
       case 'dead-letters': {
-        if (command === 'dead-letters' && !values.replay) {
-          const letters = await listDeadLetters(store, settings.syncId);
-          if (values.json) {
-            process.stdout.write(`${JSON.stringify(letters, null, 2)}\n`);
-          } else {
-            for (const l of letters) {
-              process.stdout.write(`${l.uniqueid}\t${l.createdAt}\t${l.campaignId ?? '-'}\t${l.reason}\n`);
-            }
-            process.stdout.write(`${letters.length} dead letter(s) for sync ${settings.syncId}\n`);
-          }
-          return 0;
+        const filter: DeadLetterFilter = {
+          campaign: str(values.campaign),
+          reason: str(values.reason),
+          uniqueid: str(values.uniqueid),
+        };
+        const filtered = Object.values(filter).some((v) => v !== undefined);
+        if (values.replay !== true) {
+          const letters = await listDeadLetters(store, syncId, filter);
+          await (json ? outJson(letters) : out(formatDeadLetters(syncId, letters, filtered)));
+          return EXIT.ok;
         }
-        const api = parseApiSettings(env);
-        const key = requiredSetting(env, 'API_KEY', 'is required (the DID Optimizer API key)');
+        const api = await apiSource(env, chosen, region);
         const sync = createSync({
           settings,
-          api,
-          db: staticCredentials(parseDbSettings(env)),
+          api: api.api,
+          db: (dbSource as DatabaseSource).credentials,
           dbConnection: parseConnectionSettings(env),
-          keys: staticApiKey(key),
+          keys: api.keys,
           checkpoints: store,
           log,
         });
-        const owner = `cli:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
         try {
-          if (command === 'dead-letters') {
-            const summary = await replayDeadLetters(sync, { owner });
-            if (!summary.replayed) {
-              process.stderr.write(`did-sync: ${summary.detail}\n`);
-              return 1;
-            }
-            process.stdout.write(
-              `replayed ${summary.total - summary.notAttempted} of ${summary.total}: delivered ${summary.delivered}, still rejected ${summary.stillRejected}, failed ${summary.failed}${summary.stoppedBy ? `, stopped: ${summary.stoppedBy}${summary.detail ? ` (${summary.detail})` : ''}` : ''}\n`,
-            );
-            return summary.stoppedBy ? 1 : 0;
+          const summary = await replayDeadLetters(sync, { owner: owner(), filter });
+          if (json) await outJson(summary);
+          if (!summary.replayed) {
+            await err(`did-sync: ${summary.detail}`);
+            return EXIT.problem;
           }
-          const maxSeconds = positiveInt('max-seconds', values['max-seconds']);
-          const maxBatches = positiveInt('max-batches', values['max-batches']);
-          const summary = await runSync(sync, {
-            owner,
-            dryRun: values['dry-run'] ?? false,
-            ...(maxBatches ? { maxBatches } : {}),
-            // Every wait ends here; the last checkpoint, the release and the summary fit in the rest.
-            ...(maxSeconds ? { deadline: started + maxSeconds * 1000 - FINAL_WRITE_MS - 300 } : {}),
-          });
-          printSummary(summary);
-          return summary.outcome === 'failed' ? 1 : 0;
+          if (!json)
+            await out(
+              `replayed ${summary.total - summary.notAttempted} of ${summary.total}${filtered ? ' matching the filter' : ''}: delivered ${summary.delivered}, still rejected ${summary.stillRejected}, failed ${summary.failed}${summary.stoppedBy ? `, stopped: ${summary.stoppedBy}${summary.detail ? ` (${summary.detail})` : ''}` : ''}\n`,
+            );
+          if (summary.stoppedBy === 'api_auth')
+            await err(`did-sync: API key from ${api.keySource} refused by ${api.api.url}`);
+          return summary.stoppedBy ? EXIT.problem : EXIT.ok;
         } finally {
           await sync.close();
         }
       }
+      case 'run': {
+        let api: Awaited<ReturnType<typeof apiSource>>;
+        try {
+          api = await apiSource(env, chosen, region);
+        } catch (error) {
+          // The run never started (its API secret could not be read): status must still show it.
+          if (!(error instanceof SettingError) && values['dry-run'] !== true)
+            await history
+              .record(syncId, failureBeforeRun('secret_unreadable', (error as Error).message, 'cli'))
+              .catch(() => undefined);
+          throw error;
+        }
+        const maxSeconds = positiveInt('max-seconds', values['max-seconds']);
+        const maxBatches = positiveInt('max-batches', values['max-batches']);
+        const isNew = !(await store.read(syncId));
+        const sync = createSync({
+          settings,
+          api: api.api,
+          db: (dbSource as DatabaseSource).credentials,
+          dbConnection: parseConnectionSettings(env),
+          keys: api.keys,
+          checkpoints: store,
+          log,
+        });
+        try {
+          const summary = await runSync(sync, {
+            owner: owner(),
+            dryRun: values['dry-run'] === true,
+            ...(maxBatches ? { maxBatches } : {}),
+            // Every wait ends here; the last checkpoint, the release and the summary fit in the rest.
+            ...(maxSeconds ? { deadline: started + maxSeconds * 1000 - FINAL_WRITE_MS - 300 } : {}),
+          });
+          if (isNew)
+            await err(
+              `did-sync: notice: sync "${syncId}" had no checkpoint yet: this run ${summary.dryRun ? 'would start' : 'started'} it at ${settings.startFrom === undefined ? "one hour before the database's clock (set START_FROM to choose)" : `START_FROM ${new Date(settings.startFrom * 1000).toISOString()}`}`,
+            );
+          const failure =
+            summary.outcome === 'failed'
+              ? failureLine(summary, { ...parts, apiKey: api.keySource, apiUrl: api.api.url })
+              : undefined;
+          if (worthRecording(summary))
+            await history
+              .record(syncId, recordOf(summary, 'cli', failure))
+              .catch((error) =>
+                log.log('warn', 'run_record_failed', { syncId, error: (error as Error).message }),
+              );
+          await (json ? outJson(summary) : out(formatRunSummary(summary)));
+          if (failure) await err(`did-sync: run failed: ${failure}`);
+          return summary.outcome === 'failed' ? EXIT.problem : EXIT.ok;
+        } finally {
+          await Promise.race([sync.close(), new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+        }
+      }
       default:
-        throw new UsageError(`unknown command "${command}"`);
+        throw new UsageError(`unknown command "${command.name}"`);
     }
   } finally {
     dynamo.destroy();
   }
 }
 
+function owner(): string {
+  return `cli:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+/** One line on stderr for what stopped the command, naming the part it concerns. */
+function describeFailure(error: unknown): { line: string; code: number } {
+  if (error instanceof UsageError) {
+    const hint = error.command
+      ? `usage: did-sync ${error.command.name} --help`
+      : 'usage: did-sync <command> [options]; did-sync --help lists the commands';
+    return { line: `did-sync: ${error.message}\n${hint}`, code: EXIT.usage };
+  }
+  if (error instanceof SettingError) return { line: `did-sync: setting ${error.message}`, code: EXIT.usage };
+  if (error instanceof ResetRefusedError)
+    return { line: `did-sync: reset refused: ${error.message}`, code: EXIT.usage };
+  if (error instanceof ReconcileRangeError)
+    return { line: `did-sync: reconcile refused: ${error.message}`, code: EXIT.usage };
+  if (error instanceof LeaseHeldError) return { line: `did-sync: ${error.message}`, code: EXIT.problem };
+  const e = error as Error;
+  if (isLabelled(error)) return { line: `did-sync: ${e.message}`, code: EXIT.problem };
+  if (isDatabaseError(error))
+    return { line: `did-sync: database ${databaseLabel?.() ?? ''}: ${e.message}`, code: EXIT.problem };
+  return { line: `did-sync: ${e.name}: ${e.message}`, code: EXIT.problem };
+}
+
 main(process.argv.slice(2))
   .then(
     (code) => code,
-    (error: unknown) => {
-      if (error instanceof SettingError) {
-        process.stderr.write(`did-sync: setting ${error.message}\n`);
-        return 2;
-      }
-      if (error instanceof ResetRefusedError) {
-        process.stderr.write(`did-sync: reset refused: ${error.message}\n`);
-        return 2;
-      }
-      if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-        process.stderr.write(`did-sync: ${(error as Error).message}\n${USAGE}\n`);
-        return 2;
-      }
-      if (error instanceof LeaseHeldError) {
-        process.stderr.write(`did-sync: ${error.message}\n`);
-        return 1;
-      }
-      process.stderr.write(`did-sync: ${(error as Error).name}: ${(error as Error).message}\n`);
-      return 1;
+    async (error: unknown) => {
+      const { line, code } = describeFailure(error);
+      await err(line);
+      return code;
     },
   )
-  .then((code) => {
-    // Exit now: a socket the run gave up on (a hung API, a locked table) must not keep the process up.
-    process.exit(code);
-  });
+  // Exit once stdout and stderr have drained: a socket the run gave up on (a hung API, a locked table)
+  // must not keep the process up, and a pipe must get the whole answer.
+  .then((code) => exitAfterDrain(code));

@@ -26,6 +26,8 @@ function cli(
       env: {
         PATH: process.env.PATH,
         POWERTOOLS_LOG_LEVEL: 'INFO',
+        // On a Node older than 22 (a local run outside CI) the command's one-line note would be in stderr.
+        DID_SYNC_QUIET_NODE_NOTE: '1',
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         ...env,
       },
@@ -72,18 +74,23 @@ describe('did-sync run', () => {
     const dry = await cli(['run', '--dry-run'], env);
     expect(dry.code).toBe(0);
     expect(h.api.requestCount).toBe(0);
-    expect(jsonLines(dry.stdout).filter((l) => l.event === 'call_would_send')).toHaveLength(30);
+    expect(jsonLines(dry.stderr).filter((l) => l.event === 'call_would_send')).toHaveLength(30);
+    // A sync without a checkpoint is started on purpose, never silently.
+    expect(dry.stderr).toContain(
+      'did-sync: notice: sync "cli-run" had no checkpoint yet: this run would start it',
+    );
 
     const run = await cli(['run'], env);
     expect(run.code).toBe(0);
-    // Warnings and errors go to stderr (as Powertools writes them), still one JSON object per line.
+    // Every log line goes to stderr, one JSON object per line; stdout holds only the answer.
     expect(
       run.stderr
         .trim()
         .split('\n')
-        .every((l) => l.startsWith('{')),
+        .every((l) => l.startsWith('{') || l.startsWith('did-sync: notice:')),
     ).toBe(true);
-    const lines = jsonLines(run.stdout + run.stderr);
+    expect(jsonLines(run.stdout)).toEqual([]);
+    const lines = jsonLines(run.stderr);
     const events = new Set(lines.map((l) => l.event));
     for (const e of ['run_start', 'batch', 'call_sent', 'call_dead_lettered', 'checkpoint', 'run_end']) {
       expect(events).toContain(e);
@@ -158,7 +165,7 @@ describe('did-sync run', () => {
       "did-sync: setting CAMPAIGNS: \"X' OR '1'='1\" is not a valid campaign id",
     ],
   ])('fails at start with one line for %o', async (override, message) => {
-    const { code, stderr, stdout } = await cli(['run'], { ...baseEnv, ...override });
+    const { code, stderr, stdout } = await cli(['run'], { ...baseEnv, SYNC_ID: 'cli-bad', ...override });
     expect(code).toBe(2);
     expect(stdout).toBe('');
     const lines = stderr.trim().split('\n');
@@ -277,16 +284,19 @@ describe('did-sync run', () => {
     const future = (await h.dbNow()) + 3600;
     await h.store.reset('cli-ahead', { endEpoch: future, uniqueid: '' }, true);
     const { code, stdout } = await cli(['status', '--json'], { ...baseEnv, SYNC_ID: 'cli-ahead' });
-    expect(code).toBe(0);
+    // A cursor ahead of the clock is a problem found: exit 1.
+    expect(code).toBe(1);
     const report = JSON.parse(stdout);
     expect(report.clock).toBe('database');
     expect(report.lagSeconds).toBeLessThan(-3500);
     expect(report.warning).toMatch(/ahead of the database clock/);
   });
 
-  it('answers an unknown command with the usage and exit 2', async () => {
-    const { code, stderr } = await cli(['frobnicate'], baseEnv);
+  it('answers an unknown command before reading any setting, with exit 2', async () => {
+    const { code, stderr, stdout } = await cli(['frobnicate'], {});
     expect(code).toBe(2);
-    expect(stderr).toContain('unknown command "frobnicate"');
+    expect(stdout).toBe('');
+    expect(stderr.split('\n')[0]).toBe('did-sync: unknown command "frobnicate"');
+    expect(stderr).not.toContain('CHECKPOINT_TABLE');
   });
 });

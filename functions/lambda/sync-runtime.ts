@@ -16,7 +16,8 @@ import {
   replayDeadLetters,
   resetCheckpoint,
 } from '../sync/operations';
-import { type ReconcileReport, reconcile } from '../sync/reconcile';
+import { ReconcileRangeError, type ReconcileReport, reconcile } from '../sync/reconcile';
+import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../sync/run-history';
 import {
   type Env,
   parseConnectionSettings,
@@ -43,6 +44,7 @@ function isRefusal(error: unknown): error is Error {
   return (
     error instanceof InvalidInvocationError ||
     error instanceof ResetRefusedError ||
+    error instanceof ReconcileRangeError ||
     error instanceof LeaseHeldError
   );
 }
@@ -81,6 +83,7 @@ export class SyncRuntime {
   private readonly cache: SecretCache;
   private readonly dynamo: DynamoDBClient;
   private readonly store: CheckpointStore;
+  private readonly history: RunHistory;
   private readonly connection: VicidialDbConnection;
   private readonly log: PowertoolsSyncLog;
   /** One pooled API client per sync and URL, kept warm across invocations. */
@@ -105,6 +108,7 @@ export class SyncRuntime {
       endpoint: this.settings.endpoint,
     });
     this.store = new CheckpointStore(this.dynamo, this.settings.checkpointTable);
+    this.history = new RunHistory(this.dynamo, this.settings.checkpointTable);
     const connection = parseConnectionSettings(env);
     this.connection = new VicidialDbConnection(
       new SecretDbCredentials(this.cache, this.settings.dbSecretArn),
@@ -148,10 +152,14 @@ export class SyncRuntime {
       case 'sync':
         return this.sync(invocation, context);
       case 'status':
-        return readStatus(this.store, invocation.syncId, () =>
-          this.connection
-            .query<{ now: number }>('SELECT UNIX_TIMESTAMP() AS now', [], { timeoutMs: 5_000 })
-            .then((rows) => Number(rows[0]?.now)),
+        return readStatus(
+          this.store,
+          invocation.syncId,
+          () =>
+            this.connection
+              .query<{ now: number }>('SELECT UNIX_TIMESTAMP() AS now', [], { timeoutMs: 5_000 })
+              .then((rows) => Number(rows[0]?.now)),
+          this.history,
         );
       case 'check':
         return this.check(invocation.syncId);
@@ -229,7 +237,24 @@ export class SyncRuntime {
     invocation: Extract<Invocation, { action: 'scheduled' | 'sync' }>,
     context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>,
   ): Promise<RunSummary> {
-    const sync = await this.createSync(invocation.syncId);
+    let sync: Sync;
+    try {
+      sync = await this.createSync(invocation.syncId);
+    } catch (error) {
+      // The run never started (its API secret could not be read): status must still show it.
+      if (!(error instanceof InvalidInvocationError)) {
+        const secret = this.settings.syncs.get(invocation.syncId)?.apiSecretArn;
+        await this.record(
+          invocation.syncId,
+          failureBeforeRun(
+            'secret_unreadable',
+            `API secret ${secret}: ${(error as Error).message}`,
+            'lambda',
+          ),
+        );
+      }
+      throw error;
+    }
     const summary = await runSync(sync, {
       owner: `lambda:${context.awsRequestId}`,
       deadline: deadlineOf(context),
@@ -238,8 +263,18 @@ export class SyncRuntime {
     });
     // A dry run delivered nothing: its would-be counts must not show up as deliveries.
     if (this.deps.metrics && !summary.dryRun) recordRunMetrics(this.deps.metrics, summary);
+    if (worthRecording(summary)) await this.record(invocation.syncId, recordOf(summary, 'lambda'));
     if (invocation.action === 'scheduled' && summary.outcome === 'failed') throw new SyncFailedError(summary);
     return summary;
+  }
+
+  /** The run's record for status; a record that cannot be written must not fail the run it describes. */
+  private async record(syncId: string, record: Parameters<RunHistory['record']>[1]): Promise<void> {
+    await this.history
+      .record(syncId, record)
+      .catch((error) =>
+        this.log.log('warn', 'run_record_failed', { syncId, error: (error as Error).message }),
+      );
   }
 
   /** The sync's API URL: from its secret, its SYNCS entry, or the function's DID_OPTIMIZER_API_URL. */

@@ -400,7 +400,10 @@ async function checkpointTableCheck(
     });
   } catch (error) {
     const { errorName, error: message } = describeError(error);
-    if (errorName === 'ResourceNotFoundException') return fail(`table ${table} not found: ${message}`);
+    if (errorName === 'ResourceNotFoundException')
+      return fail(
+        `table ${table} not found: ${message} (create it with did-sync init-table, or deploy the stack; README: Cron-only use)`,
+      );
     if (errorName === 'CheckTimeoutError') return fail(`table ${table}: ${message} (${step})`);
     return fail(`table ${table}: ${step} failed: ${errorName}: ${message}`);
   }

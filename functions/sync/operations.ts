@@ -6,6 +6,7 @@ import { describeError, type SyncLog } from './log';
 import { type CallResultPayload, payloadProblem, toPayload } from './payload';
 import { DEFAULT_RETRY_POLICY } from './retry-policy';
 import { forEachConcurrent, RunControl } from './run-control';
+import type { RunHistory, RunRecord } from './run-history';
 import { instantProblem } from './settings';
 import { Throttle } from './throttle';
 import type { VicidialLog } from './vicidial-log';
@@ -21,42 +22,87 @@ export interface StatusReport {
   readonly lagSeconds: number | null;
   /** Which clock the lag is measured against: the database's, or this host's when it was unreachable. */
   readonly clock: 'database' | 'host';
+  /** The first of `warnings` (kept for scripts written against it). */
   readonly warning: string | null;
+  /** Everything that needs a look: a failed last run, a cursor ahead, no database clock. */
+  readonly warnings: readonly string[];
+  /** No warning and the last run did not fail. */
+  readonly healthy: boolean;
   readonly lease: { owner: string; expiresAt: string } | null;
+  /** Followed calls: read again each run until their disposition is final. */
   readonly pending: number;
   readonly parked: number;
   readonly parkedCalls: readonly ParkedCall[];
+  /** Calls reconcile queued as missing, delivered by the next run. */
+  readonly queuedRepairs: number;
   readonly deadLetters: number;
   readonly updatedAt: string | null;
-  readonly lastRun: LastRun | null;
+  /** The latest run: the run record when there is one (it also sees runs that failed before the lease). */
+  readonly lastRun: (LastRun & { detail?: string; by?: string }) | null;
+  readonly lastSuccess: RunRecord | null;
+  /** Why the database clock was unavailable, when it was. */
+  readonly clockError: string | null;
 }
 
 /** Where the database clock comes from, when the caller can reach the database. */
 export type DbClock = () => Promise<number>;
 
-async function clockNow(dbClock: DbClock | undefined): Promise<{ now: number; clock: 'database' | 'host' }> {
+async function clockNow(
+  dbClock: DbClock | undefined,
+): Promise<{ now: number; clock: 'database' | 'host'; error: string | null }> {
   if (dbClock) {
     try {
-      return { now: await dbClock(), clock: 'database' };
-    } catch {
+      return { now: await dbClock(), clock: 'database', error: null };
+    } catch (error) {
       // status must answer while the database is down; the lag is then measured on this host's clock
+      return { now: Math.floor(Date.now() / 1000), clock: 'host', error: (error as Error).message };
     }
   }
-  return { now: Math.floor(Date.now() / 1000), clock: 'host' };
+  return { now: Math.floor(Date.now() / 1000), clock: 'host', error: 'no database settings' };
+}
+
+/** The newer of the checkpoint's last run and the run record (which also sees runs before the lease). */
+function latestRun(
+  fromCheckpoint: LastRun | null,
+  record: RunRecord | null,
+): (LastRun & { detail?: string; by?: string }) | null {
+  if (!record) return fromCheckpoint;
+  if (!fromCheckpoint || Date.parse(record.at) >= Date.parse(fromCheckpoint.at)) return record;
+  return fromCheckpoint;
 }
 
 export async function readStatus(
   store: CheckpointStore,
   syncId: string,
   dbClock?: DbClock,
+  history?: Pick<RunHistory, 'read'>,
 ): Promise<StatusReport> {
-  const [state, deadLetters, { now, clock }] = await Promise.all([
+  const [state, deadLetters, repairs, runs, { now, clock, error: clockError }] = await Promise.all([
     store.read(syncId),
     store.countDeadLetters(syncId),
+    store.repairs(syncId),
+    history?.read(syncId),
     clockNow(dbClock),
   ]);
   const lease = state?.lease && state.lease.expiresAt > Date.now() ? state.lease : null;
   const lag = state ? lagSeconds(state.cursor, now) : null;
+  const lastRun = latestRun(state?.lastRun ?? null, runs?.lastAttempt ?? null);
+  const warnings: string[] = [];
+  if (lastRun?.outcome === 'failed') {
+    warnings.push(
+      `the last run failed at ${lastRun.at}: ${lastRun.reason ?? 'unknown'}${lastRun.detail ? ` (${lastRun.detail})` : ''}`,
+    );
+  }
+  if (lag !== null && lag < 0) {
+    warnings.push(
+      `the cursor is ${-lag} s ahead of the ${clock} clock: no call is read until the clock passes it (reset it with did-sync reset --to)`,
+    );
+  }
+  if (clock === 'host') {
+    warnings.push(
+      `the database clock is unavailable (${clockError}): the lag is measured on this host's clock, which may differ from the database's`,
+    );
+  }
   return {
     syncId,
     exists: state !== undefined,
@@ -64,17 +110,21 @@ export async function readStatus(
     cursorTime: state ? new Date(state.cursor.endEpoch * 1000).toISOString() : null,
     lagSeconds: lag,
     clock,
-    warning:
-      lag !== null && lag < 0
-        ? `the cursor is ${-lag} s ahead of the ${clock} clock: no call is read until the clock passes it (reset it with did-sync reset --to)`
-        : null,
+    warning: warnings[0] ?? null,
+    warnings,
+    healthy: warnings.length === 0,
     lease: lease ? { owner: lease.owner, expiresAt: new Date(lease.expiresAt).toISOString() } : null,
     pending: state?.pending.length ?? 0,
     parked: state?.parked.length ?? 0,
     parkedCalls: state?.parked ?? [],
+    queuedRepairs: repairs.length,
     deadLetters,
     updatedAt: state?.updatedAt ?? null,
-    lastRun: state?.lastRun ?? null,
+    lastRun,
+    lastSuccess:
+      runs?.lastSuccess ??
+      (state?.lastRun && state.lastRun.outcome !== 'failed' ? { ...state.lastRun, by: 'unknown' } : null),
+    clockError,
   };
 }
 
@@ -158,10 +208,81 @@ export async function resetCheckpoint(
   return { ...status, rePost, checkedAgainst };
 }
 
-export async function listDeadLetters(store: CheckpointStore, syncId: string): Promise<DeadLetter[]> {
+/** Which dead letters a listing or a replay concerns; every given field must match. */
+export interface DeadLetterFilter {
+  readonly campaign?: string | undefined;
+  /** A part of the reason, case-insensitive ("422", "missing required"). */
+  readonly reason?: string | undefined;
+  readonly uniqueid?: string | undefined;
+}
+
+export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boolean {
+  if (filter.campaign !== undefined && letter.campaignId !== filter.campaign) return false;
+  if (filter.uniqueid !== undefined && letter.uniqueid !== filter.uniqueid) return false;
+  if (filter.reason !== undefined) {
+    const needle = filter.reason.toLowerCase();
+    const hay = `${letter.reason} ${letter.responseExcerpt ?? ''}`.toLowerCase();
+    if (!hay.includes(needle)) return false;
+  }
+  return true;
+}
+
+export async function listDeadLetters(
+  store: CheckpointStore,
+  syncId: string,
+  filter: DeadLetterFilter = {},
+): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];
-  for await (const letter of store.deadLetters(syncId)) out.push(letter);
+  for await (const letter of store.deadLetters(syncId)) if (matchesFilter(letter, filter)) out.push(letter);
   return out;
+}
+
+/** Dead letters of one reason and campaign, with what the API answered (a person fixes causes, not calls). */
+export interface DeadLetterGroup {
+  readonly reason: string;
+  readonly campaignId: string | null;
+  readonly count: number;
+  /** The API's answers in this group, most frequent first (at most three), with their counts. */
+  readonly answers: readonly { readonly answer: string; readonly count: number }[];
+  readonly oldest: string;
+  readonly newest: string;
+  /** A few of its calls, to look one up with `did-sync trace`. */
+  readonly sample: readonly string[];
+}
+
+export function groupDeadLetters(letters: readonly DeadLetter[]): DeadLetterGroup[] {
+  const groups = new Map<string, { letters: DeadLetter[] }>();
+  for (const l of letters) {
+    const key = JSON.stringify([l.reason, l.campaignId]);
+    let g = groups.get(key);
+    if (!g) {
+      g = { letters: [] };
+      groups.set(key, g);
+    }
+    g.letters.push(l);
+  }
+  const out: DeadLetterGroup[] = [];
+  for (const { letters: ls } of groups.values()) {
+    const first = ls[0] as DeadLetter;
+    const answers = new Map<string, number>();
+    for (const l of ls) {
+      if (l.responseExcerpt) answers.set(l.responseExcerpt, (answers.get(l.responseExcerpt) ?? 0) + 1);
+    }
+    const times = ls.map((l) => l.createdAt).sort();
+    out.push({
+      reason: first.reason,
+      campaignId: first.campaignId,
+      count: ls.length,
+      answers: [...answers]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 3)
+        .map(([answer, count]) => ({ answer, count })),
+      oldest: times[0] ?? '',
+      newest: times.at(-1) ?? '',
+      sample: ls.slice(0, 3).map((l) => l.uniqueid),
+    });
+  }
+  return out.sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
 }
 
 /** The parts of a sync a replay needs: the same ones a run uses. */
@@ -190,6 +311,8 @@ export interface ReplayOptions {
   readonly owner: string;
   /** Epoch ms by which the replay has ended (a Lambda's remaining time); the rest wait. */
   readonly deadline?: number;
+  /** Only these letters; the others are left as they are. */
+  readonly filter?: DeadLetterFilter;
 }
 
 /**
@@ -228,7 +351,7 @@ export async function replayDeadLetters(deps: ReplayDeps, options: ReplayOptions
     },
     Math.floor(leaseMs / 3),
   );
-  const letters = await listDeadLetters(store, syncId);
+  const letters = await listDeadLetters(store, syncId, options.filter);
   let delivered = 0;
   let stillRejected = 0;
   let failed = 0;

@@ -5,7 +5,7 @@ import { hourOf } from './ledger';
 import type { SyncLog } from './log';
 import { type CallRow, isEligible } from './payload';
 import { RunControl } from './run-control';
-import type { SyncSettings } from './settings';
+import { EARLIEST_INSTANT, MILLISECONDS_THRESHOLD, type SyncSettings } from './settings';
 import type { VicidialLog } from './vicidial-log';
 
 /**
@@ -44,8 +44,12 @@ export interface HourReport extends Counts {
 
 export interface ReconcileReport extends Counts {
   readonly syncId: string;
+  /** The range as asked, before it was narrowed. */
+  readonly requested: { readonly since: string; readonly until: string | null };
   readonly since: string;
   readonly until: string;
+  /** How the asked range was narrowed (ledger start, expired ledger hours, the cursor), one line each. */
+  readonly notes: readonly string[];
   /** The ledger's start: nothing before it is reported. */
   readonly ledgerSince: string | null;
   readonly missingUniqueids: readonly string[];
@@ -76,6 +80,80 @@ export interface ReconcileOptions {
 
 const iso = (epoch: number) => new Date(epoch * 1000).toISOString();
 
+/** A range that cannot be meant: refused before anything is read, with the fix in the message. */
+export class ReconcileRangeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReconcileRangeError';
+  }
+}
+
+export interface RangeContext {
+  /** The database's clock, epoch seconds. */
+  readonly now: number;
+  readonly cursor: number;
+  readonly ledgerSince: number | null;
+  readonly ledgerDays: number;
+}
+
+/**
+ * Checks and narrows a reconcile range. Refused: milliseconds, before 2000, a start or end after the
+ * database's clock, a start not before the end, a start the sync has not reached. Narrowed, with a
+ * note: to the ledger's start (calls before it were delivered without being recorded), to the first
+ * hour whose ledger items have not expired (LEDGER_DAYS: an expired hour would report every call as
+ * missing, and a repair would post them all again), and to the cursor.
+ */
+export function checkRange(
+  asked: { readonly since: number; readonly until?: number | undefined },
+  ctx: RangeContext,
+): { since: number; until: number; notes: string[] } {
+  for (const [name, value] of [
+    ['since', asked.since],
+    ['until', asked.until],
+  ] as const) {
+    if (value === undefined) continue;
+    if (value > MILLISECONDS_THRESHOLD)
+      throw new ReconcileRangeError(`${name}: ${value} looks like milliseconds; give epoch seconds`);
+    if (value < EARLIEST_INSTANT)
+      throw new ReconcileRangeError(`${name}: ${iso(value)} is before 2000-01-01`);
+    if (value > ctx.now)
+      throw new ReconcileRangeError(
+        `${name}: ${iso(value)} is after the database's clock (${iso(ctx.now)})${name === 'until' ? '; leave until out to reconcile up to the cursor' : ''}`,
+      );
+  }
+  if (asked.until !== undefined && asked.since >= asked.until)
+    throw new ReconcileRangeError(`since (${iso(asked.since)}) must be before until (${iso(asked.until)})`);
+  if (asked.since >= ctx.cursor)
+    throw new ReconcileRangeError(
+      `since: ${iso(asked.since)} is at or after the sync's cursor (${iso(ctx.cursor)}): the sync has not read those calls yet`,
+    );
+  const notes: string[] = [];
+  let since = asked.since;
+  let until = asked.until ?? ctx.cursor;
+  if (until > ctx.cursor) {
+    notes.push(`until narrowed to the cursor ${iso(ctx.cursor)}: the sync has not read later calls yet`);
+    until = ctx.cursor;
+  }
+  const ledgerStart = ctx.ledgerSince ?? ctx.cursor;
+  if (since < ledgerStart) {
+    notes.push(
+      `since narrowed to the ledger start ${iso(ledgerStart)}: calls before it were delivered before the ledger recorded them`,
+    );
+    since = ledgerStart;
+  }
+  // An hour's ledger items expire LEDGER_DAYS after the hour; the next hour on is whole (an hour's margin
+  // for DynamoDB's clock).
+  const unexpired = hourOf(ctx.now - ctx.ledgerDays * 86_400) + 3600;
+  if (since < unexpired) {
+    notes.push(
+      `since narrowed to ${iso(unexpired)}: ledger hours before it have expired (LEDGER_DAYS=${ctx.ledgerDays}); their calls cannot be checked`,
+    );
+    since = unexpired;
+  }
+  if (since > until) since = until;
+  return { since, until, notes };
+}
+
 interface Bucket {
   hour: number;
   rows: CallRow[];
@@ -86,10 +164,18 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
   const { syncId } = deps.settings;
   const control = new RunControl(options.deadline);
   const state = await deps.checkpoints.read(syncId);
-  if (!state) throw new Error(`sync "${syncId}" has no checkpoint yet: nothing to reconcile`);
+  if (!state) throw new ReconcileRangeError(`sync "${syncId}" has no checkpoint yet: nothing to reconcile`);
   const ledgerSince = state.ledgerSince;
-  const until = Math.min(options.until ?? state.cursor.endEpoch, state.cursor.endEpoch);
-  const since = Math.max(options.since, ledgerSince ?? state.cursor.endEpoch);
+  const { since, until, notes } = checkRange(
+    { since: options.since, until: options.until },
+    {
+      now: await deps.calls.now({ timeoutMs: control.timeLeft() }),
+      cursor: state.cursor.endEpoch,
+      ledgerSince,
+      ledgerDays: deps.settings.ledgerDays,
+    },
+  );
+  for (const note of notes) deps.log.log('info', 'reconcile_range_narrowed', { syncId, note });
   const held = {
     pending: new Set(state.pending.map((p) => p.uniqueid)),
     parked: new Set(state.parked.map((p) => p.uniqueid)),
@@ -193,8 +279,13 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
   for (const bucket of buckets.values()) notReached.push(iso(bucket.hour));
   const report: ReconcileReport = {
     syncId,
+    requested: {
+      since: iso(options.since),
+      until: options.until === undefined ? null : iso(options.until),
+    },
     since: iso(since),
     until: iso(until),
+    notes,
     ledgerSince: ledgerSince === null ? null : iso(ledgerSince),
     ...totals,
     missingUniqueids,
