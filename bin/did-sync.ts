@@ -9,6 +9,7 @@ import { EXIT, parseCommandLine, positiveInt, UsageError } from '../functions/cl
 import {
   formatDeadLetters,
   formatReconcile,
+  formatReset,
   formatRunSummary,
   formatStatus,
   formatTrace,
@@ -30,12 +31,11 @@ import {
   type DbClock,
   type DeadLetterFilter,
   listDeadLetters,
-  ResetRefusedError,
   readStatus,
   replayDeadLetters,
-  resetCheckpoint,
 } from '../functions/sync/operations';
 import { ReconcileRangeError, reconcile } from '../functions/sync/reconcile';
+import { ResetRefusedError, resetCheckpoint } from '../functions/sync/reset';
 import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../functions/sync/run-history';
 import {
   type Env,
@@ -176,15 +176,17 @@ async function main(argv: string[]): Promise<number> {
           sync?.calls,
           syncId,
           to,
-          { force: values.force === true, withoutDatabase: values['without-database'] === true },
+          {
+            force: values.force === true,
+            withoutDatabase: values['without-database'] === true,
+            resend: values.resend === true,
+            skipUndelivered: values['skip-undelivered'] === true,
+          },
           log,
+          settings,
         ).finally(() => sync?.close());
         if (json) await outJson(report);
-        else
-          await out(
-            `sync ${report.syncId}: checkpoint reset to ${report.cursorTime} (checked against the ${report.checkedAgainst} clock)` +
-              `${report.rePost !== null ? `; ${report.rePost} eligible call(s) after it will be posted again` : ''}\n`,
-          );
+        else await out(formatReset(report));
         return EXIT.ok;
       }
       case 'reconcile': {

@@ -131,12 +131,18 @@ describe('did-sync run', () => {
 
     const reset = await cli(['reset', '--to', new Date((end - 60) * 1000).toISOString()], env);
     expect(reset.code).toBe(0);
-    // A backward reset says how many calls will be posted again.
-    expect(reset.stdout).toContain('31 eligible call(s) after it will be posted again');
+    // A backward reset says what the next runs will post: none, since the ledger holds every call.
+    expect(reset.stdout).toContain(
+      '31 eligible call(s) between the two cursors: 30 delivered, 1 dead-lettered',
+    );
+    expect(reset.stdout).toContain('the next runs post 0 call(s)');
     expect(JSON.parse((await cli(['status', '--json'], env)).stdout).cursor).toEqual({
       endEpoch: end - 60,
       uniqueid: '',
     });
+    const after = await cli(['run', '--json'], env);
+    expect(JSON.parse(after.stdout)).toMatchObject({ delivered: 0, resent: 0 });
+    expect(h.api.duplicates()).toBe(0);
   });
 
   it('reads settings from ./.env, the environment winning', async () => {

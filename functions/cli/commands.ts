@@ -73,6 +73,14 @@ export const COMMANDS: readonly CommandSpec[] = [
         help: 'the new cursor (epoch seconds, or ISO-8601 with a zone)',
       },
       force: { type: 'boolean', help: 'reset even while a run holds the lease (that run is fenced out)' },
+      resend: {
+        type: 'boolean',
+        help: 'backward: post once more the calls the ledger records as delivered (counted and logged)',
+      },
+      'skip-undelivered': {
+        type: 'boolean',
+        help: 'forward: skip the eligible calls never delivered (reconcile reports them as skipped)',
+      },
       'without-database': {
         type: 'boolean',
         help: "check the instant against this host's clock when the database cannot be reached",
@@ -80,7 +88,12 @@ export const COMMANDS: readonly CommandSpec[] = [
       json,
       sync,
     },
-    examples: ['did-sync reset --to 2026-11-30T08:00:00Z', 'did-sync reset --to 1796052439 --force'],
+    examples: [
+      'did-sync reset --to 2026-11-30T08:00:00Z',
+      'did-sync reset --to 2026-11-30T08:00:00Z --resend',
+      'did-sync reset --to 1796052439 --skip-undelivered',
+      'did-sync reset --to 1796052439 --force',
+    ],
     exit: '0 moved; 1 a run holds the lease',
     notes:
       "Refused (exit 2, nothing written) for an instant after the database's clock, before 2000, or in milliseconds.",

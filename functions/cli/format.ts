@@ -2,6 +2,7 @@ import type { DeadLetter } from '../sync/checkpoint-store';
 import type { RunSummary } from '../sync/engine';
 import { type DeadLetterGroup, groupDeadLetters, type StatusReport } from '../sync/operations';
 import type { HourReport, ReconcileReport } from '../sync/reconcile';
+import type { ResetReport } from '../sync/reset';
 import type { TraceReport } from '../sync/trace';
 
 /** The text answers of `did-sync`: pure functions of the reports, so `--json` and text never disagree. */
@@ -101,4 +102,31 @@ export function formatTrace(t: TraceReport): string {
     `  queued       ${t.queued ? 'yes (repair)' : 'no'}`,
     `  dead letter  ${t.deadLetter ? `${t.deadLetter.reason}${t.deadLetter.responseExcerpt ? `; the API answered: ${t.deadLetter.responseExcerpt}` : ''}` : 'no'}`,
   ].join('\n')}\n`;
+}
+
+/** What a reset did and what the next runs will do because of it. */
+export function formatReset(r: ResetReport): string {
+  const head = `sync ${r.syncId}: checkpoint reset to ${r.cursorTime} (${r.direction}; checked against the ${r.checkedAgainst} clock)`;
+  const lines = [head];
+  if (r.direction === 'backward') {
+    if (r.eligible === null) lines.push('  calls behind the old cursor were not counted (no database)');
+    else {
+      lines.push(
+        `  ${r.eligible} eligible call(s) between the two cursors: ${r.alreadyDelivered} delivered, ${r.deadLettered} dead-lettered`,
+      );
+      lines.push(
+        `  the next runs post ${r.rePost} call(s)${r.resend > 0 ? `, ${r.resend} of them delivered before (--resend)` : ' (calls the ledger holds are not posted again)'}`,
+      );
+    }
+  } else if (r.direction === 'forward') {
+    lines.push(
+      r.eligible === null
+        ? '  skipped calls were not counted (no database); reconcile reports the range as skipped'
+        : `  ${r.eligible} eligible call(s) skipped: ${r.alreadyDelivered} delivered before, ${r.skippedUndelivered} never delivered (reconcile reports these as skipped)`,
+    );
+  }
+  lines.push(
+    '  calls that began up to START_LOOKBACK_SECONDS before the new cursor and end after it are followed',
+  );
+  return `${lines.join('\n')}\n`;
 }

@@ -24,6 +24,8 @@ const manual = z.discriminatedUnion('action', [
     to: instant,
     force: z.optional(z.boolean()),
     withoutDatabase: z.optional(z.boolean()),
+    resend: z.optional(z.boolean()),
+    skipUndelivered: z.optional(z.boolean()),
   }),
   z.strictObject({ action: z.literal('dead-letters'), syncId, replay: z.optional(z.boolean()) }),
   z.strictObject({ action: z.literal('check'), syncId }),

@@ -9,14 +9,9 @@ import { CheckpointStore, LeaseHeldError } from '../sync/checkpoint-store';
 import { VicidialDbConnection } from '../sync/db-connection';
 import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/engine';
 import { PowertoolsSyncLog } from '../sync/log';
-import {
-  listDeadLetters,
-  ResetRefusedError,
-  readStatus,
-  replayDeadLetters,
-  resetCheckpoint,
-} from '../sync/operations';
+import { listDeadLetters, readStatus, replayDeadLetters } from '../sync/operations';
 import { ReconcileRangeError, type ReconcileReport, reconcile } from '../sync/reconcile';
+import { ResetRefusedError, resetCheckpoint } from '../sync/reset';
 import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../sync/run-history';
 import {
   type Env,
@@ -176,8 +171,14 @@ export class SyncRuntime {
           sync.calls,
           invocation.syncId,
           to,
-          { force: invocation.force ?? false, withoutDatabase: invocation.withoutDatabase ?? false },
+          {
+            force: invocation.force ?? false,
+            withoutDatabase: invocation.withoutDatabase ?? false,
+            resend: invocation.resend ?? false,
+            skipUndelivered: invocation.skipUndelivered ?? false,
+          },
           this.log,
+          sync.settings,
         );
       }
       case 'reconcile':

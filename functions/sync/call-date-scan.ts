@@ -112,6 +112,7 @@ export class CallDateScan {
   /** Followed calls put into the stream by hand: not taken again when the scan reads them. */
   private readonly injected = new Set<string>();
   private seenThrough: number;
+  private lastChunkNearDst: boolean;
 
   constructor(
     private readonly calls: Pick<VicidialLog, 'readScan' | 'offsetChanges'>,
@@ -122,6 +123,7 @@ export class CallDateScan {
   ) {
     this.from = { epoch: cursor.endEpoch - options.lookbackSeconds - (dstNear ? 3600 : 0) };
     this.seenThrough = cursor.endEpoch - 1;
+    this.lastChunkNearDst = dstNear;
   }
 
   /**
@@ -132,6 +134,11 @@ export class CallDateScan {
     if (this.injected.has(row.uniqueid)) return;
     this.injected.add(row.uniqueid);
     this.heap.push(row);
+  }
+
+  /** Whether the last chunk lay near a daylight-saving change (its `through` is an hour short). */
+  get nearDst(): boolean {
+    return this.lastChunkNearDst;
   }
 
   /** Every call ending at or before this epoch has been seen. */
@@ -201,6 +208,7 @@ export class CallDateScan {
     const dstNear =
       lastEpoch - fromEpoch > 30 * 86_400 ||
       (await this.calls.offsetChanges(fromEpoch - 3600, Math.max(lastEpoch, through) + 3600, options));
+    this.lastChunkNearDst = dstNear;
     if (dstNear) through -= 3600;
     through = Math.max(through, this.seenThrough);
     this.seenThrough = through;

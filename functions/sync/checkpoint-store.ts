@@ -88,6 +88,15 @@ export interface AdoptRange {
   readonly startEpoch: number;
 }
 
+/** What a reset writes besides the cursor (see resetCheckpoint). */
+export interface ResetPlan {
+  readonly ledgerSince?: number;
+  readonly resend?: ResendRange;
+  readonly adopt?: AdoptRange;
+  /** The whole list of skipped ranges after this reset. */
+  readonly skipped?: readonly SkippedRange[];
+}
+
 export interface SkippedRange {
   readonly fromEpoch: number;
   readonly toEpoch: number;
@@ -504,17 +513,42 @@ export class CheckpointStore {
    * token rises, so a run that still believes it holds the lease fails its next write and stops. The
    * calls recorded as delivered ahead of the old cursor are forgotten: a reset means "read from here".
    */
-  async reset(syncId: string, cursor: Cursor, force: boolean): Promise<CheckpointState> {
+  async reset(
+    syncId: string,
+    cursor: Cursor,
+    force: boolean,
+    plan: ResetPlan = {},
+  ): Promise<CheckpointState> {
     const nowMs = this.now();
+    const sets = [
+      'cursorEpoch = :e',
+      'cursorUid = :u',
+      'fence = if_not_exists(fence, :zero) + :one',
+      'pending = if_not_exists(pending, :none)',
+      'parked = if_not_exists(parked, :none)',
+      'ahead = :none',
+      'frontier = :zero',
+      // The ledger's start moves back with a backward reset, and never forward: a range a forward reset
+      // skipped stays in reconcile's view, reported as skipped.
+      plan.ledgerSince === undefined ? 'ledgerSince = :e' : 'ledgerSince = :ls',
+      'syncId = :sid',
+      'updatedAt = :t',
+      ...(plan.resend ? ['resendFrom = :rf', 'resendTo = :rt'] : []),
+      ...(plan.adopt ? ['adoptFrom = :af', 'adoptTo = :at', 'adoptStart = :as'] : []),
+      ...(plan.skipped ? ['skippedRanges = :sr'] : []),
+    ];
+    const removes = [
+      'leaseOwner',
+      'leaseExpiresAt',
+      ...(plan.resend ? [] : ['resendFrom', 'resendTo']),
+      ...(plan.adopt ? [] : ['adoptFrom', 'adoptTo', 'adoptStart']),
+    ];
     try {
       const out = await this.send<{ Attributes?: Record<string, AttributeValue> }>(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: this.key(syncId, CHECKPOINT_SK),
-          UpdateExpression:
-            'SET cursorEpoch = :e, cursorUid = :u, fence = if_not_exists(fence, :zero) + :one, ' +
-            'pending = if_not_exists(pending, :none), parked = if_not_exists(parked, :none), ahead = :none, ' +
-            'frontier = :zero, ledgerSince = :e, syncId = :sid, updatedAt = :t REMOVE leaseOwner, leaseExpiresAt',
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
           ...(force ? {} : { ConditionExpression: LEASE_FREE }),
           ExpressionAttributeValues: {
             ':e': n(cursor.endEpoch),
@@ -525,6 +559,16 @@ export class CheckpointStore {
             ':sid': s(syncId),
             ':t': s(new Date(nowMs).toISOString()),
             ...(force ? {} : { ':now': n(nowMs) }),
+            ...(plan.ledgerSince === undefined ? {} : { ':ls': n(plan.ledgerSince) }),
+            ...(plan.resend ? { ':rf': n(plan.resend.fromEpoch), ':rt': n(plan.resend.toEpoch) } : {}),
+            ...(plan.adopt
+              ? {
+                  ':af': n(plan.adopt.fromEpoch),
+                  ':at': n(plan.adopt.toEpoch),
+                  ':as': n(plan.adopt.startEpoch),
+                }
+              : {}),
+            ...(plan.skipped ? { ':sr': s(JSON.stringify(plan.skipped)) } : {}),
           },
           ReturnValues: 'ALL_NEW',
         }),

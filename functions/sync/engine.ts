@@ -220,8 +220,6 @@ class SyncRun {
   private pendingFullLogged = false;
   /** The end of the operator's re-send range, until the cursor passes it. */
   private resendTo: number | undefined;
-  /** A sync's start point while its start-up read may still adopt calls that began before it. */
-  private adoptStart: number | undefined;
   /** The start-up read still to do (null: done); `adoptChanged`: its progress is to be written. */
   private adopt: AdoptRange | null = null;
   private adoptChanged = false;
@@ -237,8 +235,6 @@ class SyncRun {
   private readonly heldRows = new Map<string, HeldRow>();
   /** Something besides the cursor changed since the last write. */
   private dirty = false;
-  /** Followed calls that finished beyond the cursor: handed to the scan to deliver in order. */
-  private readonly rejoin: CallRow[] = [];
   /** Calls delivered or dead-lettered since the last checkpoint write: what a crash would repeat. */
   private unwritten = 0;
   private dbNow = 0;
@@ -564,31 +560,16 @@ class SyncRun {
         );
         continue;
       }
-      if (
-        this.adoptStart !== undefined &&
-        isFinished(row, this.s.transientStatuses) &&
-        row.end_epoch < this.adoptStart
-      ) {
-        // Adopted at start-up while going, finished before the start point after all: not this sync's.
-        this.held.release(p.uniqueid);
-        this.dirty = true;
-        this.log('info', 'pending_dropped', {
-          ...this.callFields(row),
-          reason: 'ended before the start point',
-        });
-        continue;
-      }
       if (isFinished(row, this.s.transientStatuses)) {
         if (!isEligible(row, this.s.transientStatuses, this.s.minDurationSeconds)) {
           // Finished as a call the sync does not send (no length, say): nothing more to follow.
           this.held.release(p.uniqueid);
           this.dirty = true;
           this.log('info', 'pending_dropped', this.callFields(row));
-        } else if (!row.beyond_cursor) {
-          toSend.push({ row, source: 'pending' });
         } else {
-          // Beyond the cursor: it joins this run's scan and is delivered in order.
-          this.rejoin.push(row);
+          // Sent now, wherever it ends: the ledger makes the scan skip it when it reads it again, and it
+          // leaves the follow set at once (held back for the cursor, a slow run would follow hundreds).
+          toSend.push({ row, source: 'pending' });
         }
         continue;
       }
@@ -616,12 +597,6 @@ class SyncRun {
           null,
           `row left vicidial_log while parked (last answer: HTTP ${p.lastStatus ?? 'none'})`,
         );
-        continue;
-      }
-      if (row.beyond_cursor) {
-        this.held.unpark(p.uniqueid);
-        this.dirty = true;
-        this.log('info', 'parked_requeued', this.callFields(row));
         continue;
       }
       toSend.push({ row, source: 'parked' });
@@ -677,7 +652,6 @@ class SyncRun {
   private async adoptCalls(adopt: AdoptRange): Promise<void> {
     const SLICE_SECONDS = 900;
     const budgetEnd = this.now() + this.control.timeLeft() / 2;
-    this.adoptStart = adopt.startEpoch;
     let from = adopt.fromEpoch;
     let rows = 0;
     let adopted = 0;
@@ -798,7 +772,6 @@ class SyncRun {
       // A daylight-saving change near the cursor: local call_date values repeat, start an hour earlier.
       this.dstNear,
     );
-    for (const row of this.rejoin) scan.inject(row);
     this.scanner = scan;
     return scan;
   }
@@ -813,7 +786,9 @@ class SyncRun {
     const uid = row.uniqueid;
     if (this.gate.isResolved(uid) || this.held.isPending(uid) || this.held.isParked(uid)) return;
     const open = openRowOf(row, this.s.transientStatuses, this.dbNow);
-    const furthest = cursorAt(this.dbNow - this.s.settleSeconds + 1);
+    // The furthest cursor this run can write: the settle bound, an hour less near a daylight-saving
+    // change (local call_date repeats there, so the scan vouches only for an hour before what it read).
+    const furthest = cursorAt(this.dbNow - this.s.settleSeconds + 1 - (this.scanner?.nearDst ? 3600 : 0));
     if (!mayPass(furthest, open, this.s.lookbackSeconds) && this.follow(row)) return;
     this.watched.set(uid, open);
   }

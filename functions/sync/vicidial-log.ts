@@ -271,6 +271,46 @@ export class VicidialLog {
     return rows.map((r) => ({ ...r, end_epoch: Number(r.end_epoch) }));
   }
 
+  /**
+   * The eligible calls ending in [fromEpoch, toEpoch), with their start: what a reset moves the cursor
+   * over. call_date is bounded `startLookbackSeconds` before the range (the runs' start-up read reaches
+   * that far) and an hour after it.
+   */
+  async eligibleEnding(
+    fromEpoch: number,
+    toEpoch: number,
+    startLookbackSeconds: number,
+    options?: QueryOptions,
+  ): Promise<{ uniqueid: string; start_epoch: number; end_epoch: number }[]> {
+    const values: unknown[] = [
+      Math.max(0, fromEpoch - Math.max(startLookbackSeconds, this.lookbackSeconds + 3600)),
+      toEpoch + 3600,
+      fromEpoch,
+      toEpoch,
+    ];
+    let sql =
+      'SELECT uniqueid, start_epoch, end_epoch FROM vicidial_log FORCE INDEX (call_date)' +
+      ' WHERE call_date >= FROM_UNIXTIME(?) AND call_date <= FROM_UNIXTIME(?)' +
+      " AND end_epoch >= ? AND end_epoch < ? AND status IS NOT NULL AND status <> ''";
+    if (this.filters.transientStatuses.length > 0) {
+      sql += ` AND UPPER(status) NOT IN (${placeholders(this.filters.transientStatuses.length)})`;
+      values.push(...this.filters.transientStatuses);
+    }
+    sql += ' AND length_in_sec > ?';
+    values.push(this.filters.minDurationSeconds);
+    sql += filterSql(this.filters, values);
+    const rows = await this.db.query<{ uniqueid: string; start_epoch: number; end_epoch: number }>(
+      sql,
+      values,
+      options,
+    );
+    return rows.map((r) => ({
+      uniqueid: r.uniqueid,
+      start_epoch: Number(r.start_epoch),
+      end_epoch: Number(r.end_epoch),
+    }));
+  }
+
   /** How many eligible calls end in [from, to): what a backward reset will post again. */
   async countEligible(fromEpoch: number, toEpoch: number, options?: QueryOptions): Promise<number> {
     const { sql, values } = buildCountQuery(fromEpoch, toEpoch, this.lookbackSeconds, this.filters);

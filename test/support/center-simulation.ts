@@ -4,7 +4,7 @@ import { type RunOptions, type RunSummary, runSync } from '../../functions/sync/
 import { MemorySyncLog } from '../../functions/sync/log';
 import { isEligible } from '../../functions/sync/payload';
 import { reconcile } from '../../functions/sync/reconcile';
-import type { Env } from '../../functions/sync/settings';
+import type { Env, SyncSettings } from '../../functions/sync/settings';
 import { type QueryOptions, type SqlClient, VicidialLog } from '../../functions/sync/vicidial-log';
 import { bulkUpsert, type CenterCall, type CenterOptions, centerCalls, writesBetween } from './center-calls';
 import type { Harness } from './sync-harness';
@@ -42,9 +42,15 @@ export interface SimulationOptions {
   /** The zone VICIdial's machines write call_date in (and the sync's session zone); default UTC. */
   readonly timeZone?: string;
   /** Called before each run, with the simulated time: faults, resets. */
-  readonly beforeRun?: (at: number, run: number) => Promise<void> | void;
+  readonly beforeRun?: (at: number, run: number, sim: SimulationContext) => Promise<void> | void;
   /** Extra run options per run (a deadline, a batch limit). */
   readonly runOptions?: (at: number, run: number) => Partial<RunOptions>;
+}
+
+/** What a hook may use: the sync's own view of vicidial_log (with the simulated clock) and settings. */
+export interface SimulationContext {
+  readonly calls: VicidialLog;
+  readonly settings: SyncSettings;
 }
 
 export interface SimulationResult {
@@ -61,8 +67,12 @@ export interface SimulationResult {
   readonly wrongStatus: readonly string[];
   /** Posted although not eligible (or before the start point). */
   readonly notEligiblePosted: number;
+  /** Eligible calls in ranges a forward reset skipped, never posted (reconcile must say so). */
+  readonly skipped: number;
   /** What reconcile (report only) finds missing over the sync's whole range. */
   readonly reconcileMissing: number;
+  /** What it reports as skipped by a forward reset. */
+  readonly reconcileSkipped: number;
   readonly pendingPeak: number;
   readonly runs: readonly RunSummary[];
   readonly log: MemorySyncLog;
@@ -103,7 +113,7 @@ export async function simulateCenter(h: Harness, options: SimulationOptions): Pr
           : writesBetween(calls, written, at);
       for (let i = 0; i < rows.length; i += 2000) await bulkUpsert(writer, rows.slice(i, i + 2000));
       written = at;
-      await options.beforeRun?.(at, run);
+      await options.beforeRun?.(at, run, { calls: calls$, settings: s });
       const summary = await runSync(
         { ...sync, calls: calls$, log },
         {
@@ -134,12 +144,18 @@ export async function simulateCenter(h: Harness, options: SimulationOptions): Pr
     const neverPosted: string[] = [];
     const wrongStatus: string[] = [];
     const mine = new Set<string>();
+    const skippedRanges = state?.skipped ?? [];
+    let skipped = 0;
     for (const call of calls) {
       const row = call.rowAt(options.lastRunAt);
       if (!row || call.finalAt === undefined || call.finalAt > options.lastRunAt) continue;
       const end = Number(row.end_epoch);
       if (end < start) continue;
       if (!isEligible({ ...row, end_epoch: end }, s.transientStatuses, s.minDurationSeconds)) continue;
+      if (skippedRanges.some((r) => end >= r.fromEpoch && end < r.toEpoch) && !posts.has(call.uniqueid)) {
+        skipped++;
+        continue;
+      }
       eligible++;
       mine.add(call.uniqueid);
       const n = posts.get(call.uniqueid) ?? 0;
@@ -151,8 +167,10 @@ export async function simulateCenter(h: Harness, options: SimulationOptions): Pr
       }
       if (n > 0 && lastStatus.get(call.uniqueid) !== call.finalStatus) wrongStatus.push(call.uniqueid);
     }
+    // A disposition never submitted: sent as it stands after PENDING_MAX_AGE_SECONDS, by design.
+    const expired = new Set(log.events('pending_expired').map((e) => e.uniqueid as string));
     let notEligiblePosted = 0;
-    for (const uid of posts.keys()) if (!mine.has(uid)) notEligiblePosted++;
+    for (const uid of posts.keys()) if (!mine.has(uid) && !expired.has(uid)) notEligiblePosted++;
     return {
       calls,
       eligible,
@@ -162,7 +180,9 @@ export async function simulateCenter(h: Harness, options: SimulationOptions): Pr
       neverPosted,
       wrongStatus,
       notEligiblePosted,
+      skipped,
       reconcileMissing: report.missing,
+      reconcileSkipped: report.skipped,
       pendingPeak,
       runs,
       log,
