@@ -1,15 +1,13 @@
 import { CallDelivery } from './call-delivery';
 import type { CheckpointStore, DeadLetter, LastRun, ParkedCall } from './checkpoint-store';
-import { type Cursor, cursorAt, lagSeconds } from './cursor';
+import { type Cursor, lagSeconds } from './cursor';
 import type { SyncDeps } from './engine';
-import { describeError, type SyncLog } from './log';
+import { describeError } from './log';
 import { type CallResultPayload, payloadProblem, toPayload } from './payload';
 import { DEFAULT_RETRY_POLICY } from './retry-policy';
 import { forEachConcurrent, RunControl } from './run-control';
 import type { RunHistory, RunRecord } from './run-history';
-import { instantProblem } from './settings';
 import { Throttle } from './throttle';
-import type { VicidialLog } from './vicidial-log';
 
 /** The operator's actions besides a run: status, reset and dead-letter handling, shared by CLI and handler. */
 
