@@ -1223,6 +1223,7 @@ class SyncRun {
       !this.dirty &&
       !aheadChanged &&
       this.resolvedSinceFlush.size === 0 &&
+      this.repairsDone.length === 0 &&
       frontier === this.frontier
     ) {
       return undefined;
@@ -1303,13 +1304,17 @@ class SyncRun {
     this.commit(write.next);
     this.frontier = write.held.frontier;
     this.unwritten -= write.covers;
+    this.repairsDone.splice(0, write.repairs.length);
+  }
+
+  /** The ledger holds these: they are not written again, whatever happens to the checkpoint. */
+  private recorded(write: PendingWrite): void {
     for (const e of write.ledger) {
       const queued = this.resolvedSinceFlush.get(e.uniqueid);
       if (queued && queued.endEpoch === e.endEpoch && queued.outcome === e.outcome) {
         this.resolvedSinceFlush.delete(e.uniqueid);
       }
     }
-    this.repairsDone.splice(0, write.repairs.length);
   }
 
   /** A write failed: nothing it carried is forgotten, the next attempt writes it again. */
@@ -1330,6 +1335,7 @@ class SyncRun {
         timeoutMs: Math.max(FINAL_WRITE_MS, this.control.timeLeft()),
       });
       this.ledgerFailures = 0;
+      this.recorded(write);
       return true;
     } catch (error) {
       this.notWritten();

@@ -220,6 +220,8 @@ export interface ReplaySummary {
   /** Letters whose post failed every attempt (API trouble): kept as they were. */
   readonly failed: number;
   readonly notAttempted: number;
+  /** Letters the ledger records as delivered (by a later run or replay): not posted again, removed. */
+  readonly alreadyDelivered?: number;
   readonly stoppedBy?: string;
   readonly detail?: string;
 }
@@ -243,7 +245,15 @@ export async function replayDeadLetters(deps: ReplayDeps, options: ReplayOptions
   const { syncId, concurrency, apiMaxAttempts, leaseSeconds, apiTimeoutMs } = deps.settings;
   const store = deps.checkpoints;
   const leaseMs = leaseSeconds * 1000;
-  const empty = { syncId, total: 0, delivered: 0, stillRejected: 0, failed: 0, notAttempted: 0 };
+  const empty = {
+    syncId,
+    total: 0,
+    delivered: 0,
+    stillRejected: 0,
+    failed: 0,
+    notAttempted: 0,
+    alreadyDelivered: 0,
+  };
   const state = await store.read(syncId);
   if (!state) return { ...empty, replayed: true };
   const acquired = await store.acquire(syncId, options.owner, leaseMs, state.cursor);
@@ -274,6 +284,7 @@ export async function replayDeadLetters(deps: ReplayDeps, options: ReplayOptions
   let stillRejected = 0;
   let failed = 0;
   let attempted = 0;
+  let alreadyDelivered = 0;
   try {
     if (!control.mayStart()) return finished();
     const rows = new Map(
@@ -284,6 +295,15 @@ export async function replayDeadLetters(deps: ReplayDeps, options: ReplayOptions
           { timeoutMs: control.timeLeft() },
         )
       ).map((r) => [r.uniqueid, r]),
+    );
+    // R3: a letter whose call the ledger records as delivered is never posted again.
+    const outcomes = await store.ledger.outcomes(
+      syncId,
+      letters.map((l) => {
+        const row = rows.get(l.uniqueid);
+        const end = row?.end_epoch ?? l.endEpoch ?? 0;
+        return { uniqueid: l.uniqueid, fromEpoch: Number(row?.start_epoch ?? end) || end, toEpoch: end };
+      }),
     );
     const delivery = new CallDelivery(
       deps.api,
@@ -303,6 +323,12 @@ export async function replayDeadLetters(deps: ReplayDeps, options: ReplayOptions
       async (letter) => {
         attempted++;
         const row = rows.get(letter.uniqueid);
+        if (outcomes.get(letter.uniqueid) === 'delivered') {
+          alreadyDelivered++;
+          await store.deleteDeadLetter(syncId, letter.uniqueid);
+          deps.log.log('info', 'dead_letter_already_delivered', { syncId, uniqueid: letter.uniqueid });
+          return;
+        }
         const payload: CallResultPayload | null = row
           ? toPayload(row)
           : letter.payload
@@ -327,6 +353,22 @@ export async function replayDeadLetters(deps: ReplayDeps, options: ReplayOptions
         switch (result.kind) {
           case 'delivered':
             delivered++;
+            // R2: the ledger knows it is delivered before the letter that would let it be posted goes.
+            await store.ledger
+              .record(
+                syncId,
+                [{ uniqueid: letter.uniqueid, endEpoch: payload.endEpoch, outcome: 'delivered' }],
+                {
+                  ledgerDays: deps.settings.ledgerDays,
+                },
+              )
+              .catch((error) =>
+                deps.log.log('error', 'ledger_write_failed', {
+                  syncId,
+                  uniqueid: letter.uniqueid,
+                  ...describeError(error),
+                }),
+              );
             await store.deleteDeadLetter(syncId, letter.uniqueid);
             deps.log.log('info', 'dead_letter_replayed', {
               syncId,
@@ -370,6 +412,7 @@ export async function replayDeadLetters(deps: ReplayDeps, options: ReplayOptions
       stillRejected,
       failed,
       notAttempted: letters.length - attempted,
+      alreadyDelivered,
       ...(control.reason ? { stoppedBy: control.reason } : {}),
       ...(control.detail ? { detail: control.detail } : {}),
     };

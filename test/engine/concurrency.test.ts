@@ -60,6 +60,8 @@ describe('overlapping runs', () => {
     const rest = await h.run(env);
     expect(rest.summary.outcome).toBe('completed');
     expect(h.api.stored.size).toBe(200);
+    // The fenced run counted what it delivered and could not record: exactly what was posted twice.
+    expect(h.api.duplicates()).toBe(summary.unrecorded + summary.ambiguous);
   });
 });
 
