@@ -131,9 +131,10 @@ describe('did-sync run', () => {
 
     const reset = await cli(['reset', '--to', new Date((end - 60) * 1000).toISOString()], env);
     expect(reset.code).toBe(0);
-    // A backward reset says what the next runs will post: none, since the ledger holds every call.
+    // A backward reset says what the next runs will post: none, since the ledger holds every call
+    // (the replayed letter too: replay records what it delivers).
     expect(reset.stdout).toContain(
-      '31 eligible call(s) between the two cursors: 30 delivered, 1 dead-lettered',
+      '31 eligible call(s) between the two cursors: 31 delivered, 0 dead-lettered',
     );
     expect(reset.stdout).toContain('the next runs post 0 call(s)');
     expect(JSON.parse((await cli(['status', '--json'], env)).stdout).cursor).toEqual({
