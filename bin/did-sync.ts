@@ -22,21 +22,19 @@ import {
   isLabelled,
   labelDynamoErrors,
 } from '../functions/cli/parts';
-import { staticApiKey } from '../functions/sync/api-client';
-import { formatCheckReport, runChecks } from '../functions/sync/check';
-import { CheckpointStore, LeaseHeldError } from '../functions/sync/checkpoint-store';
-import { VicidialDbConnection } from '../functions/sync/db-connection';
-import { FINAL_WRITE_MS, runSync } from '../functions/sync/engine';
+import { formatCheckReport, runChecks } from '../functions/sync/admin/check';
 import {
   type DbClock,
   type DeadLetterFilter,
   listDeadLetters,
   readStatus,
   replayDeadLetters,
-} from '../functions/sync/operations';
-import { ReconcileRangeError, reconcile } from '../functions/sync/reconcile';
-import { ResetRefusedError, resetCheckpoint } from '../functions/sync/reset';
-import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../functions/sync/run-history';
+} from '../functions/sync/admin/operations';
+import { ReconcileRangeError, reconcile } from '../functions/sync/admin/reconcile';
+import { ResetRefusedError, resetCheckpoint } from '../functions/sync/admin/reset';
+import { traceCall } from '../functions/sync/admin/trace';
+import { staticApiKey } from '../functions/sync/delivery/api-client';
+import { FINAL_WRITE_MS, runSync } from '../functions/sync/run/engine';
 import {
   type Env,
   parseCheckpointSettings,
@@ -44,8 +42,10 @@ import {
   parseInstant,
   SettingError,
 } from '../functions/sync/settings';
-import { setUpTable } from '../functions/sync/table-setup';
-import { traceCall } from '../functions/sync/trace';
+import { VicidialDbConnection } from '../functions/sync/source/db-connection';
+import { CheckpointStore, LeaseHeldError } from '../functions/sync/state/checkpoint-store';
+import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../functions/sync/state/run-history';
+import { setUpTable } from '../functions/sync/state/table-setup';
 import { USER_AGENT } from '../functions/sync/version';
 import { createDynamoClient, createSync } from '../functions/sync/wiring';
 

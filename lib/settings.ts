@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RECONCILE_MARGIN_SECONDS } from '../functions/sync/reconcile';
+import { RECONCILE_MARGIN_SECONDS } from '../functions/sync/admin/reconcile';
 import { CAMPAIGN_ID, instantProblem, parseInstant, SYNC_ID, SYNC_ID_RULE } from '../functions/sync/settings';
 
 /**

@@ -27,8 +27,8 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import mysql from 'mysql2/promise';
-import { CheckpointStore } from '../functions/sync/checkpoint-store';
 import { parseSyncSettings } from '../functions/sync/settings';
+import { CheckpointStore } from '../functions/sync/state/checkpoint-store';
 import { createDynamoClient } from '../functions/sync/wiring';
 import { startFakeDidApi } from '../test/support/fake-did-api';
 import { startLocalDynamoDb } from '../test/support/local-dynamodb';

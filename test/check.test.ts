@@ -3,9 +3,14 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type CheckDeps, type CheckReport, formatCheckReport, runChecks } from '../functions/sync/check';
-import { staticCredentials, VicidialDbConnection } from '../functions/sync/db-connection';
+import {
+  type CheckDeps,
+  type CheckReport,
+  formatCheckReport,
+  runChecks,
+} from '../functions/sync/admin/check';
 import type { DbSettings } from '../functions/sync/settings';
+import { staticCredentials, VicidialDbConnection } from '../functions/sync/source/db-connection';
 import { USER_AGENT } from '../functions/sync/version';
 import { createDynamoClient } from '../functions/sync/wiring';
 import { type FakeDidApi, startFakeDidApi } from './support/fake-did-api';

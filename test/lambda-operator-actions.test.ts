@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SyncRuntime } from '../functions/lambda/sync-runtime';
-import { checkRange } from '../functions/sync/reconcile';
+import { checkRange } from '../functions/sync/admin/reconcile';
 import { type LocalSecretsManager, startLocalSecretsManager } from './support/local-secrets-manager';
 import { type Harness, startHarness, TEST_KEY } from './support/sync-harness';
 

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { measureTimeZone } from '../functions/sync/time-zone-check';
-import type { SqlClient } from '../functions/sync/vicidial-log';
+import { measureTimeZone } from '../functions/sync/source/time-zone-check';
+import type { SqlClient } from '../functions/sync/source/vicidial-log';
 import { createVicidialDatabase } from './support/local-mariadb';
 import { insertCalls, makeCall } from './support/sample-calls';
 import { loadTimeZone } from './support/time-zones';

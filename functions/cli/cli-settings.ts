@@ -2,10 +2,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { parseLambdaSettings, type SyncEntry, syncSettings } from '../lambda/lambda-settings';
 import { SecretCache } from '../lambda/secret-cache';
 import { readApiSecret, SecretDbCredentials, secretApiKey } from '../lambda/secret-credentials';
-import { type ApiKeyProvider, staticApiKey } from '../sync/api-client';
-import type { CheckpointStore } from '../sync/checkpoint-store';
-import { type DbCredentialSource, staticCredentials } from '../sync/db-connection';
-import { parseDbSettings } from '../sync/db-settings';
+import { type ApiKeyProvider, staticApiKey } from '../sync/delivery/api-client';
 import {
   type ApiSettings,
   type DbSettings,
@@ -18,6 +15,9 @@ import {
   type SyncSettings,
   validateApiUrl,
 } from '../sync/settings';
+import { type DbCredentialSource, staticCredentials } from '../sync/source/db-connection';
+import { parseDbSettings } from '../sync/source/db-settings';
+import type { CheckpointStore } from '../sync/state/checkpoint-store';
 import { labelErrors } from './parts';
 
 /**

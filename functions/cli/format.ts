@@ -1,9 +1,9 @@
-import type { DeadLetter } from '../sync/checkpoint-store';
-import type { RunSummary } from '../sync/engine';
-import { type DeadLetterGroup, groupDeadLetters, type StatusReport } from '../sync/operations';
-import type { HourReport, ReconcileReport } from '../sync/reconcile';
-import type { ResetReport } from '../sync/reset';
-import type { TraceReport } from '../sync/trace';
+import { type DeadLetterGroup, groupDeadLetters, type StatusReport } from '../sync/admin/operations';
+import type { HourReport, ReconcileReport } from '../sync/admin/reconcile';
+import type { ResetReport } from '../sync/admin/reset';
+import type { TraceReport } from '../sync/admin/trace';
+import type { RunSummary } from '../sync/run/engine';
+import type { DeadLetter } from '../sync/state/checkpoint-store';
 
 /** The text answers of `did-sync`: pure functions of the reports, so `--json` and text never disagree. */
 

@@ -1,5 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { RunSummary } from '../sync/engine';
+import type { RunSummary } from '../sync/run/engine';
 import type { CheckpointSettings } from '../sync/settings';
 
 /**

@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { RunSummary } from '../sync/engine';
+import type { RunSummary } from '../sync/run/engine';
 import type { Env } from '../sync/settings';
 
 /**

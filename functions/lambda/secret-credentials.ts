@@ -1,6 +1,6 @@
-import type { ApiKeyProvider } from '../sync/api-client';
-import type { DbCredentialSource } from '../sync/db-connection';
+import type { ApiKeyProvider } from '../sync/delivery/api-client';
 import type { DbSettings } from '../sync/settings';
+import type { DbCredentialSource } from '../sync/source/db-connection';
 import { parseSecretJson, type SecretCache, SecretFormatError } from './secret-cache';
 
 /**

@@ -3,16 +3,13 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
-import type { DidOptimizerClient } from '../sync/api-client';
-import { type CheckReport, runChecks } from '../sync/check';
-import { CheckpointStore, LeaseHeldError } from '../sync/checkpoint-store';
-import { VicidialDbConnection } from '../sync/db-connection';
-import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/engine';
+import { type CheckReport, runChecks } from '../sync/admin/check';
+import { listDeadLetters, readStatus, replayDeadLetters } from '../sync/admin/operations';
+import { ReconcileRangeError, type ReconcileReport, reconcile } from '../sync/admin/reconcile';
+import { ResetRefusedError, resetCheckpoint } from '../sync/admin/reset';
+import type { DidOptimizerClient } from '../sync/delivery/api-client';
 import { PowertoolsSyncLog } from '../sync/log';
-import { listDeadLetters, readStatus, replayDeadLetters } from '../sync/operations';
-import { ReconcileRangeError, type ReconcileReport, reconcile } from '../sync/reconcile';
-import { ResetRefusedError, resetCheckpoint } from '../sync/reset';
-import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../sync/run-history';
+import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/run/engine';
 import {
   type Env,
   parseConnectionSettings,
@@ -20,6 +17,9 @@ import {
   SettingError,
   validateApiUrl,
 } from '../sync/settings';
+import { VicidialDbConnection } from '../sync/source/db-connection';
+import { CheckpointStore, LeaseHeldError } from '../sync/state/checkpoint-store';
+import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../sync/state/run-history';
 import { USER_AGENT } from '../sync/version';
 import { createApiClient, createDynamoClient, createSync, type Sync } from '../sync/wiring';
 import {

@@ -1,12 +1,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type ApiKeyProvider, DidOptimizerClient } from './api-client';
-import type { CheckpointStore } from './checkpoint-store';
-import { type DbCredentialSource, VicidialDbConnection } from './db-connection';
-import type { SyncDeps } from './engine';
+import { type ApiKeyProvider, DidOptimizerClient } from './delivery/api-client';
 import { type SyncLog, withKeys } from './log';
+import type { SyncDeps } from './run/engine';
 import type { ApiSettings, CheckpointSettings, ConnectionSettings, SyncSettings } from './settings';
+import { type DbCredentialSource, VicidialDbConnection } from './source/db-connection';
+import { VicidialLog } from './source/vicidial-log';
+import type { CheckpointStore } from './state/checkpoint-store';
 import { USER_AGENT } from './version';
-import { VicidialLog } from './vicidial-log';
 
 /** Builds the engine's parts from settings: the one place the CLI, the handler, the demo and the tests share. */
 export type SyncParts = {

@@ -14,13 +14,13 @@
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { staticApiKey } from '../../functions/sync/api-client';
-import { CheckpointStore } from '../../functions/sync/checkpoint-store';
-import { staticCredentials } from '../../functions/sync/db-connection';
-import { type RunSummary, runSync } from '../../functions/sync/engine';
+import { staticApiKey } from '../../functions/sync/delivery/api-client';
 import { PowertoolsSyncLog } from '../../functions/sync/log';
+import { type RunSummary, runSync } from '../../functions/sync/run/engine';
 import { parseConnectionSettings, parseSyncSettings } from '../../functions/sync/settings';
-import type { QueryOptions } from '../../functions/sync/vicidial-log';
+import { staticCredentials } from '../../functions/sync/source/db-connection';
+import type { QueryOptions } from '../../functions/sync/source/vicidial-log';
+import { CheckpointStore } from '../../functions/sync/state/checkpoint-store';
 import { createDynamoClient, createSync } from '../../functions/sync/wiring';
 
 export interface DbTarget {

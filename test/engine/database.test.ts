@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildScanQuery } from '../../functions/sync/vicidial-log';
+import { buildScanQuery } from '../../functions/sync/source/vicidial-log';
 import { type LocalMariaDb, startLocalMariaDb } from '../support/local-mariadb';
 import { generateCalls, insertCalls, makeCall } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
@@ -141,7 +141,7 @@ describe('database errors', () => {
           },
         },
       );
-      const { runSync } = await import('../../functions/sync/engine');
+      const { runSync } = await import('../../functions/sync/run/engine');
       const { MemorySyncLog } = await import('../../functions/sync/log');
       const log = new MemorySyncLog();
       const summary = await runSync({ ...sync, log }, { owner: 'test' });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { staticCredentials } from '../../functions/sync/db-connection';
-import { runSync } from '../../functions/sync/engine';
 import { MemorySyncLog } from '../../functions/sync/log';
+import { runSync } from '../../functions/sync/run/engine';
+import { staticCredentials } from '../../functions/sync/source/db-connection';
 import { dbSettingsOf } from '../support/local-mariadb';
 import { insertCalls, makeCall } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';

@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runSync } from '../../functions/sync/engine';
 import { MemorySyncLog } from '../../functions/sync/log';
+import { runSync } from '../../functions/sync/run/engine';
 import { insertCalls, makeCall } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
 

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { staticApiKey } from '../../functions/sync/api-client';
-import { replayDeadLetters } from '../../functions/sync/operations';
+import { replayDeadLetters } from '../../functions/sync/admin/operations';
+import { staticApiKey } from '../../functions/sync/delivery/api-client';
 import { generateCalls, insertCalls, makeCall, setStatus } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DEFAULT_RETRY_POLICY } from '../../functions/sync/retry-policy';
+import { DEFAULT_RETRY_POLICY } from '../../functions/sync/delivery/retry-policy';
 import { insertCalls, makeCall, seededRandom } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
 
@@ -280,7 +280,7 @@ describe('a misconfigured API URL', () => {
 describe('conditional writes whose answer was lost', () => {
   it('reads the item to see that a retried checkpoint write had been applied, and goes on', async () => {
     const { startLossyDynamoProxy } = await import('../support/lossy-dynamo-proxy');
-    const { CheckpointStore } = await import('../../functions/sync/checkpoint-store');
+    const { CheckpointStore } = await import('../../functions/sync/state/checkpoint-store');
     const { createDynamoClient } = await import('../../functions/sync/wiring');
     const proxy = await startLossyDynamoProxy(h.dynamo.endpoint);
     const client = createDynamoClient({ table: h.table, region: 'us-east-1', endpoint: proxy.endpoint });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { staticApiKey } from '../../functions/sync/api-client';
-import { runSync } from '../../functions/sync/engine';
+import { reconcile } from '../../functions/sync/admin/reconcile';
+import { staticApiKey } from '../../functions/sync/delivery/api-client';
 import { type LogEntry, MemorySyncLog } from '../../functions/sync/log';
-import { reconcile } from '../../functions/sync/reconcile';
+import { runSync } from '../../functions/sync/run/engine';
 import { LOG_QUERIES } from '../../lib/log-queries';
 import { insertCalls, makeCall } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';

@@ -1,10 +1,10 @@
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CheckpointStore } from '../../functions/sync/checkpoint-store';
-import { runSync } from '../../functions/sync/engine';
+import { reconcile } from '../../functions/sync/admin/reconcile';
 import { MemorySyncLog } from '../../functions/sync/log';
-import { reconcile } from '../../functions/sync/reconcile';
+import { runSync } from '../../functions/sync/run/engine';
+import { CheckpointStore } from '../../functions/sync/state/checkpoint-store';
 import { createDynamoClient, createSync } from '../../functions/sync/wiring';
 import { type LocalMariaDb, startLocalMariaDb } from '../support/local-mariadb';
 import { startLossyDynamoProxy } from '../support/lossy-dynamo-proxy';
@@ -167,8 +167,8 @@ describe('a crash between the ledger write and the checkpoint write', () => {
     });
     try {
       const settings = h.settings(env);
-      const { staticApiKey } = await import('../../functions/sync/api-client');
-      const { staticCredentials } = await import('../../functions/sync/db-connection');
+      const { staticApiKey } = await import('../../functions/sync/delivery/api-client');
+      const { staticCredentials } = await import('../../functions/sync/source/db-connection');
       const { dbSettingsOf } = await import('../support/local-mariadb');
       const { parseConnectionSettings } = await import('../../functions/sync/settings');
       const sync = createSync({

@@ -1,13 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { staticApiKey } from '../../functions/sync/api-client';
-import { CheckpointStore } from '../../functions/sync/checkpoint-store';
-import { staticCredentials } from '../../functions/sync/db-connection';
-import { type RunSummary, runSync } from '../../functions/sync/engine';
+import { reconcile } from '../../functions/sync/admin/reconcile';
+import { resetCheckpoint } from '../../functions/sync/admin/reset';
+import { staticApiKey } from '../../functions/sync/delivery/api-client';
+import { DEFAULT_RETRY_POLICY } from '../../functions/sync/delivery/retry-policy';
 import { MemorySyncLog } from '../../functions/sync/log';
-import { reconcile } from '../../functions/sync/reconcile';
-import { resetCheckpoint } from '../../functions/sync/reset';
-import { DEFAULT_RETRY_POLICY } from '../../functions/sync/retry-policy';
+import { type RunSummary, runSync } from '../../functions/sync/run/engine';
 import { type Env, parseConnectionSettings } from '../../functions/sync/settings';
+import { staticCredentials } from '../../functions/sync/source/db-connection';
+import { CheckpointStore } from '../../functions/sync/state/checkpoint-store';
 import { createDynamoClient, createSync } from '../../functions/sync/wiring';
 import { dbSettingsOf } from '../support/local-mariadb';
 import { type LossyDynamoProxy, startLossyDynamoProxy } from '../support/lossy-dynamo-proxy';
@@ -209,7 +209,7 @@ describe('one gate before every post (R3)', () => {
   it('a dead letter the ledger records as delivered is not replayed', async () => {
     const { env, rows } = await calls(5, 'replay-gate');
     await h.run(env);
-    const { replayDeadLetters } = await import('../../functions/sync/operations');
+    const { replayDeadLetters } = await import('../../functions/sync/admin/operations');
     const call = rows[2] as (typeof rows)[number];
     await h.store.putDeadLetter({
       syncId: 'replay-gate',

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { resetCheckpoint } from '../../functions/sync/admin/reset';
 import { MemorySyncLog } from '../../functions/sync/log';
-import { resetCheckpoint } from '../../functions/sync/reset';
 import { type SimulationOptions, type SimulationResult, simulateCenter } from '../support/center-simulation';
 import { type Harness, startHarness } from '../support/sync-harness';
 import { loadTimeZone } from '../support/time-zones';

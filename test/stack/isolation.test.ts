@@ -1,8 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runChecks } from '../../functions/sync/check';
-import { CheckpointStore } from '../../functions/sync/checkpoint-store';
+import { runChecks } from '../../functions/sync/admin/check';
 import { parseSyncSettings } from '../../functions/sync/settings';
+import { CheckpointStore } from '../../functions/sync/state/checkpoint-store';
 import { type LocalDynamoDb, startLocalDynamoDb } from '../support/local-dynamodb';
 import { type Json, manySyncs, resources, SYNTH, synthAll } from './synth';
 

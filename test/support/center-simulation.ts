@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
-import { type RunOptions, type RunSummary, runSync } from '../../functions/sync/engine';
+import { reconcile } from '../../functions/sync/admin/reconcile';
+import { isEligible } from '../../functions/sync/calls/payload';
 import { MemorySyncLog } from '../../functions/sync/log';
-import { isEligible } from '../../functions/sync/payload';
-import { reconcile } from '../../functions/sync/reconcile';
+import { type RunOptions, type RunSummary, runSync } from '../../functions/sync/run/engine';
 import type { Env, SyncSettings } from '../../functions/sync/settings';
-import { type QueryOptions, type SqlClient, VicidialLog } from '../../functions/sync/vicidial-log';
+import { type QueryOptions, type SqlClient, VicidialLog } from '../../functions/sync/source/vicidial-log';
 import { bulkUpsert, type CenterCall, type CenterOptions, centerCalls, writesBetween } from './center-calls';
 import type { Harness } from './sync-harness';
 

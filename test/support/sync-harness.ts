@@ -3,18 +3,18 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
-import { type ApiKeyProvider, staticApiKey } from '../../functions/sync/api-client';
-import { CheckpointStore } from '../../functions/sync/checkpoint-store';
-import { type DbCredentialSource, staticCredentials } from '../../functions/sync/db-connection';
-import { type RunOptions, type RunSummary, runSync } from '../../functions/sync/engine';
+import { type ApiKeyProvider, staticApiKey } from '../../functions/sync/delivery/api-client';
+import type { RetryPolicy } from '../../functions/sync/delivery/retry-policy';
 import { MemorySyncLog } from '../../functions/sync/log';
-import type { RetryPolicy } from '../../functions/sync/retry-policy';
+import { type RunOptions, type RunSummary, runSync } from '../../functions/sync/run/engine';
 import {
   type Env,
   parseConnectionSettings,
   parseSyncSettings,
   type SyncSettings,
 } from '../../functions/sync/settings';
+import { type DbCredentialSource, staticCredentials } from '../../functions/sync/source/db-connection';
+import { CheckpointStore } from '../../functions/sync/state/checkpoint-store';
 import { createDynamoClient, createSync, type Sync } from '../../functions/sync/wiring';
 import { type FakeDidApi, startFakeDidApi } from './fake-did-api';
 import { type LocalDynamoDb, startLocalDynamoDb } from './local-dynamodb';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { judgeHealth } from '../../functions/sync/api-health';
+import { judgeHealth } from '../../functions/sync/delivery/api-health';
 
 describe('judgeHealth', () => {
   it('accepts a JSON 2xx, on either path', () => {

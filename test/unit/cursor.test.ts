@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareCursor, cursorAfter, cursorAt, lagSeconds } from '../../functions/sync/cursor';
+import { compareCursor, cursorAfter, cursorAt, lagSeconds } from '../../functions/sync/calls/cursor';
 
 describe('cursor order', () => {
   it('orders by end_epoch, then uniqueid as the database does', () => {

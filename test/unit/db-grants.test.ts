@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { judgeGrants, parseGrant } from '../../functions/sync/db-grants';
+import { judgeGrants, parseGrant } from '../../functions/sync/source/db-grants';
 
 const USAGE =
   "GRANT USAGE ON *.* TO `did_sync`@`10.0.%` IDENTIFIED BY PASSWORD '*D821809F681A40A6E379B50D0463EFAE20BDD122'";

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { HeldCalls } from '../../functions/sync/held-calls';
-import { OutageBreaker } from '../../functions/sync/outage-breaker';
+import { HeldCalls } from '../../functions/sync/calls/held-calls';
+import { OutageBreaker } from '../../functions/sync/delivery/outage-breaker';
+import { Throttle } from '../../functions/sync/delivery/throttle';
 import { RunControl } from '../../functions/sync/run-control';
-import { Throttle } from '../../functions/sync/throttle';
 
 describe('OutageBreaker', () => {
   it('trips after the limit of fresh failures in a row; a delivery resets the count', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { groupByHour, itemsFor } from '../../functions/sync/ledger';
+import { groupByHour, itemsFor } from '../../functions/sync/state/ledger';
 
 function only(perMinute: number, minutes: number): [number, Map<number, Set<string>>] {
   const first = [...groupByHour(entries(perMinute, minutes))][0];

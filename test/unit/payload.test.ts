@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CallRow, isTransient, payloadProblem, toPayload } from '../../functions/sync/payload';
+import { type CallRow, isTransient, payloadProblem, toPayload } from '../../functions/sync/calls/payload';
 
 const row: CallRow = {
   uniqueid: '1729771234.567',

@@ -5,7 +5,7 @@ import {
   parseRetryAfter,
   retryDelayMs,
   shouldRetry,
-} from '../../functions/sync/retry-policy';
+} from '../../functions/sync/delivery/retry-policy';
 
 const ok = '{"success":true,"message":"Call result recorded"}';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { CallRow } from '../../functions/sync/payload';
+import type { CallRow } from '../../functions/sync/calls/payload';
+import { ScanWindow } from '../../functions/sync/run/scan-window';
 import { RunControl } from '../../functions/sync/run-control';
-import { ScanWindow } from '../../functions/sync/scan-window';
 
 const row = (end: number, uid: string) => ({ uniqueid: uid, end_epoch: end }) as CallRow;
 const limits = { maxResolvedAhead: 3, readAheadBelow: 2, maxWindow: 10 };

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { parseAstguiclientConf, parseDbSettings } from '../../functions/sync/db-settings';
 import {
   parseApiSettings,
   parseCheckpointSettings,
@@ -7,6 +6,7 @@ import {
   parseSyncSettings,
   SettingError,
 } from '../../functions/sync/settings';
+import { parseAstguiclientConf, parseDbSettings } from '../../functions/sync/source/db-settings';
 
 function errorOf(fn: () => unknown): string {
   try {

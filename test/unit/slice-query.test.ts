@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ReorderHeap } from '../../functions/sync/call-date-scan';
-import type { CallRow } from '../../functions/sync/payload';
-import { buildCountQuery, buildScanQuery } from '../../functions/sync/vicidial-log';
+import type { CallRow } from '../../functions/sync/calls/payload';
+import { ReorderHeap } from '../../functions/sync/source/call-date-scan';
+import { buildCountQuery, buildScanQuery } from '../../functions/sync/source/vicidial-log';
 
 const filters = {
   minDurationSeconds: 0,

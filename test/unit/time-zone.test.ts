@@ -5,7 +5,7 @@ import {
   median,
   type SessionZone,
   type TimeZoneSample,
-} from '../../functions/sync/time-zone-check';
+} from '../../functions/sync/source/time-zone-check';
 
 const UTC: SessionZone = { timeZone: 'SYSTEM', systemTimeZone: 'UTC', offsetSeconds: 0 };
 const NEW_YORK_WINTER: SessionZone = {

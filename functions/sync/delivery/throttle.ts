@@ -1,4 +1,4 @@
-import { type RunControl, sleep } from './run-control';
+import { type RunControl, sleep } from '../run-control';
 
 /**
  * Politeness towards the API, shared by every worker of a run:

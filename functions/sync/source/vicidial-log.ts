@@ -1,7 +1,8 @@
-import type { Cursor } from './cursor';
-import { CALL_COLUMNS, type CallRow } from './payload';
+import type { Cursor } from '../calls/cursor';
+import { CALL_COLUMNS, type CallRow } from '../calls/payload';
+import { uniqueidPrefix } from '../calls/twins';
+import type { QueryOptions, SqlClient } from './sql-client';
 import { measureTimeZone, type TimeZoneReport } from './time-zone-check';
-import { uniqueidPrefix } from './twins';
 
 /**
  * The only queries the sync runs against VICIdial: read-only, parameterized, and bounded through the
@@ -9,14 +10,7 @@ import { uniqueidPrefix } from './twins';
  * lock that stalls the dialer's own writes).
  */
 
-export interface QueryOptions {
-  /** The caller's time left for this query; the connection's query timeout never goes beyond it. */
-  readonly timeoutMs?: number;
-}
-
-export interface SqlClient {
-  query<T>(sql: string, values: readonly unknown[], options?: QueryOptions): Promise<T[]>;
-}
+export type { QueryOptions, SqlClient } from './sql-client';
 
 export interface CallFilters {
   readonly minDurationSeconds: number;

@@ -1,5 +1,5 @@
-import { type Cursor, compareCursor, cursorOf } from './cursor';
-import type { CallRow } from './payload';
+import { type Cursor, compareCursor, cursorOf } from '../calls/cursor';
+import type { CallRow } from '../calls/payload';
 import type { QueryOptions, ScanRead, ScanRow, VicidialLog } from './vicidial-log';
 
 /**

@@ -4,7 +4,7 @@ import {
   GetItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { RunSummary } from './engine';
+import type { RunSummary } from '../run/engine';
 
 /**
  * Every run's record, kept apart from the checkpoint: a run that fails before it takes the lease (the

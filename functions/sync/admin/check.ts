@@ -5,13 +5,13 @@ import {
   GetItemCommand,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { type HealthVerdict, judgeHealth, probeHealth } from './api-health';
-import { judgeGrants } from './db-grants';
-import { describeError } from './log';
-import { CALL_COLUMNS } from './payload';
-import type { SyncSettings } from './settings';
-import { measureTimeZone } from './time-zone-check';
-import { buildScanQuery, type SqlClient } from './vicidial-log';
+import { CALL_COLUMNS } from '../calls/payload';
+import { type HealthVerdict, judgeHealth, probeHealth } from '../delivery/api-health';
+import { describeError } from '../log';
+import type { SyncSettings } from '../settings';
+import { judgeGrants } from '../source/db-grants';
+import { measureTimeZone } from '../source/time-zone-check';
+import { buildScanQuery, type SqlClient } from '../source/vicidial-log';
 
 /**
  * `did-sync check` and the Lambda's `{"action":"check"}`: tries every dependency of a run once and

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { CallResultPayload } from './payload';
+import type { CallResultPayload } from '../calls/payload';
 
 /**
  * The DID Optimizer API: one POST per call over a pool of keep-alive connections (node:http, no

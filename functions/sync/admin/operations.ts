@@ -1,13 +1,13 @@
-import { CallDelivery } from './call-delivery';
-import type { CheckpointStore, DeadLetter, LastRun, ParkedCall } from './checkpoint-store';
-import { type Cursor, lagSeconds } from './cursor';
-import type { SyncDeps } from './engine';
-import { describeError } from './log';
-import { type CallResultPayload, payloadProblem, toPayload } from './payload';
-import { DEFAULT_RETRY_POLICY } from './retry-policy';
-import { forEachConcurrent, RunControl } from './run-control';
-import type { RunHistory, RunRecord } from './run-history';
-import { Throttle } from './throttle';
+import { type Cursor, lagSeconds } from '../calls/cursor';
+import { type CallResultPayload, payloadProblem, toPayload } from '../calls/payload';
+import { CallDelivery } from '../delivery/call-delivery';
+import { DEFAULT_RETRY_POLICY } from '../delivery/retry-policy';
+import { Throttle } from '../delivery/throttle';
+import { describeError } from '../log';
+import type { SyncDeps } from '../run/engine';
+import { forEachConcurrent, RunControl } from '../run-control';
+import type { CheckpointStore, DeadLetter, LastRun, ParkedCall } from '../state/checkpoint-store';
+import type { RunHistory, RunRecord } from '../state/run-history';
 
 /** The operator's actions besides a run: status, reset and dead-letter handling, shared by CLI and handler. */
 

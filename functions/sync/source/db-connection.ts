@@ -1,5 +1,5 @@
 import mysql from 'mysql2/promise';
-import { type DbSettings, SettingError } from './settings';
+import { type DbSettings, SettingError } from '../settings';
 import type { QueryOptions, SqlClient } from './vicidial-log';
 
 /**

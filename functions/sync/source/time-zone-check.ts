@@ -1,4 +1,4 @@
-import type { QueryOptions, SqlClient } from './vicidial-log';
+import type { QueryOptions, SqlClient } from './sql-client';
 
 /**
  * Does the database session read `call_date` in the zone VICIdial wrote it in?

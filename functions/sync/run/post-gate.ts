@@ -1,4 +1,4 @@
-import type { CallRow } from './payload';
+import type { CallRow } from '../calls/payload';
 
 /**
  * R3, one gate before every post. Every path that posts a call (the scan, followed calls, parked

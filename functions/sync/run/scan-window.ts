@@ -1,6 +1,6 @@
-import { type Cursor, compareCursor, cursorAfter, cursorOf } from './cursor';
-import type { CallRow } from './payload';
-import type { RunControl } from './run-control';
+import { type Cursor, compareCursor, cursorAfter, cursorOf } from '../calls/cursor';
+import type { CallRow } from '../calls/payload';
+import type { RunControl } from '../run-control';
 
 /**
  * The rows a run has read but not yet checkpointed, in (end_epoch, uniqueid) order, shared by the

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { type DbSettings, type Env, intSetting, SettingError } from './settings';
+import { type DbSettings, type Env, intSetting, SettingError } from '../settings';
 
 export const ASTGUICLIENT_CONF = '/etc/astguiclient.conf';
 

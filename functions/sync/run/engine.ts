@@ -1,20 +1,6 @@
-import type { ApiKeyProvider, DidOptimizerClient } from './api-client';
-import { CallDateScan } from './call-date-scan';
-import { CallDelivery, type DeliveryResult } from './call-delivery';
-import {
-  type AdoptRange,
-  type CheckpointState,
-  type CheckpointStore,
-  type HeldState,
-  type Lease,
-  LeaseLostError,
-} from './checkpoint-store';
-import { type Cursor, compareCursor, cursorAt, cursorOf, lagSeconds, sameCursor } from './cursor';
-import { decideCursor, mayPass, type OpenRow, openRowOf } from './cursor-rule';
-import { HeldCalls, type RunFailure } from './held-calls';
-import type { LedgerEntry, LedgerOutcome } from './ledger';
-import { describeError, type SyncLog } from './log';
-import { OutageBreaker } from './outage-breaker';
+import { type Cursor, compareCursor, cursorAt, cursorOf, lagSeconds, sameCursor } from '../calls/cursor';
+import { decideCursor, mayPass, type OpenRow, openRowOf } from '../calls/cursor-rule';
+import { HeldCalls, type RunFailure } from '../calls/held-calls';
 import {
   type CallResultPayload,
   type CallRow,
@@ -23,15 +9,29 @@ import {
   isLive,
   payloadProblem,
   toPayload,
-} from './payload';
+} from '../calls/payload';
+import { duplicateTwins } from '../calls/twins';
+import type { ApiKeyProvider, DidOptimizerClient } from '../delivery/api-client';
+import { CallDelivery, type DeliveryResult } from '../delivery/call-delivery';
+import { OutageBreaker } from '../delivery/outage-breaker';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../delivery/retry-policy';
+import { Throttle } from '../delivery/throttle';
+import { describeError, type SyncLog } from '../log';
+import { forEachConcurrent, PLANNED_STOPS, RunControl, type StopReason } from '../run-control';
+import { instantProblem, SettingError, type SyncSettings } from '../settings';
+import { CallDateScan } from '../source/call-date-scan';
+import type { HeldRow, ScanRow, VicidialLog } from '../source/vicidial-log';
+import {
+  type AdoptRange,
+  type CheckpointState,
+  type CheckpointStore,
+  type HeldState,
+  type Lease,
+  LeaseLostError,
+} from '../state/checkpoint-store';
+import type { LedgerEntry, LedgerOutcome } from '../state/ledger';
 import { PostGate } from './post-gate';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy';
-import { forEachConcurrent, PLANNED_STOPS, RunControl, type StopReason } from './run-control';
 import { ScanWindow, type Slot } from './scan-window';
-import { instantProblem, SettingError, type SyncSettings } from './settings';
-import { Throttle } from './throttle';
-import { duplicateTwins } from './twins';
-import type { HeldRow, ScanRow, VicidialLog } from './vicidial-log';
 
 /**
  * The sync engine: one run looks again at the calls it holds (pending dispositions, parked failures),

@@ -1,9 +1,9 @@
-import type { CheckpointState, DeadLetter, ParkedCall, PendingCall } from './checkpoint-store';
-import { hourOf } from './ledger';
+import { type CallRow, isEligible } from '../calls/payload';
+import type { SyncSettings } from '../settings';
+import type { HeldRow, VicidialLog } from '../source/vicidial-log';
+import type { CheckpointState, DeadLetter, ParkedCall, PendingCall } from '../state/checkpoint-store';
+import { hourOf } from '../state/ledger';
 import { listDeadLetters } from './operations';
-import { type CallRow, isEligible } from './payload';
-import type { SyncSettings } from './settings';
-import type { HeldRow, VicidialLog } from './vicidial-log';
 
 /**
  * `did-sync trace <uniqueid>`: one call's fate, the question operators ask most ("did call X reach the

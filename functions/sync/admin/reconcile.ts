@@ -1,13 +1,13 @@
-import { CallDateScan } from './call-date-scan';
-import type { CheckpointStore } from './checkpoint-store';
-import { cursorAt } from './cursor';
-import { hourOf } from './ledger';
-import type { SyncLog } from './log';
-import { type CallRow, isEligible } from './payload';
-import { RunControl } from './run-control';
-import { EARLIEST_INSTANT, MILLISECONDS_THRESHOLD, type SyncSettings } from './settings';
-import { twinKey } from './twins';
-import type { VicidialLog } from './vicidial-log';
+import { cursorAt } from '../calls/cursor';
+import { type CallRow, isEligible } from '../calls/payload';
+import { twinKey } from '../calls/twins';
+import type { SyncLog } from '../log';
+import { RunControl } from '../run-control';
+import { EARLIEST_INSTANT, MILLISECONDS_THRESHOLD, type SyncSettings } from '../settings';
+import { CallDateScan } from '../source/call-date-scan';
+import type { VicidialLog } from '../source/vicidial-log';
+import type { CheckpointStore } from '../state/checkpoint-store';
+import { hourOf } from '../state/ledger';
 
 /**
  * Proves, hour by hour, that every eligible call reached the API, and repairs what did not: a keyset

@@ -11,12 +11,12 @@ import {
   ResourceNotFoundException,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { Cursor } from './cursor';
-import type { ParkedCall, PendingCall } from './held-calls';
+import type { Cursor } from '../calls/cursor';
+import type { ParkedCall, PendingCall } from '../calls/held-calls';
+import type { ResendRange } from '../run/post-gate';
 import { DeliveryLedger } from './ledger';
-import type { ResendRange } from './post-gate';
 
-export type { ParkedCall, PendingCall } from './held-calls';
+export type { ParkedCall, PendingCall } from '../calls/held-calls';
 
 /**
  * The sync's state in DynamoDB: one checkpoint item per sync (cursor, pending calls, lease, fencing

@@ -1,9 +1,9 @@
-import type { AdoptRange, CheckpointState, CheckpointStore, SkippedRange } from './checkpoint-store';
-import { cursorAt } from './cursor';
-import type { SyncLog } from './log';
+import { cursorAt } from '../calls/cursor';
+import type { SyncLog } from '../log';
+import { instantProblem, type SyncSettings } from '../settings';
+import type { VicidialLog } from '../source/vicidial-log';
+import type { AdoptRange, CheckpointState, CheckpointStore, SkippedRange } from '../state/checkpoint-store';
 import { readStatus, type StatusReport } from './operations';
-import { instantProblem, type SyncSettings } from './settings';
-import type { VicidialLog } from './vicidial-log';
 
 /**
  * Moving the checkpoint by hand, saying exactly what the next runs will do, and doing it:

@@ -1,9 +1,9 @@
+import type { CallResultPayload } from '../calls/payload';
+import type { SyncLog } from '../log';
+import { type RunControl, sleep } from '../run-control';
 import { type ApiKeyProvider, type DidOptimizerClient, excerptOf } from './api-client';
-import type { SyncLog } from './log';
 import type { FailureKind } from './outage-breaker';
-import type { CallResultPayload } from './payload';
 import { classifyAnswer, parseRetryAfter, type RetryPolicy, retryDelayMs, shouldRetry } from './retry-policy';
-import { type RunControl, sleep } from './run-control';
 import type { Throttle } from './throttle';
 
 /**
