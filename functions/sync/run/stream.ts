@@ -140,7 +140,7 @@ function intake(p: StreamParts, window: ScanWindow, row: CallRow): void {
   if (compareCursor(cursorOf(row), p.writer.cursor) <= 0) return;
   p.follow.sawFinished(row.uniqueid);
   if (p.gate.isResolved(row.uniqueid)) {
-    p.triage.tally.skippedAhead++;
+    p.triage.skippedAhead();
     window.add(row, 'skip');
     return;
   }

@@ -80,6 +80,11 @@ export class Triage {
     for (const row of rows) this.heldRows.set(row.uniqueid, row);
   }
 
+  /** The scan passed over a call the ledger holds. */
+  skippedAhead(): void {
+    this.tally.skippedAhead++;
+  }
+
   isRepair(uniqueid: string): void {
     this.repairIds.add(uniqueid);
   }
