@@ -1,6 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { CallResultPayload } from './payload';
+import { type RateLimitInfo, rateLimitOf } from './rate-limit';
+import type { RateLimitState } from './rate-limit-state';
 
 /**
  * The DID Optimizer API: one POST per call over a pool of keep-alive connections (node:http, no
@@ -26,6 +28,8 @@ export type PostResult =
       readonly body: string;
       readonly location: string | undefined;
       readonly retryAfter: string | undefined;
+      /** The window the API named (X-RateLimit-* or RateLimit-*), if any. */
+      readonly rateLimit: RateLimitInfo | undefined;
     }
   | {
       readonly kind: 'network';
@@ -46,12 +50,17 @@ const MAX_BODY_BYTES = 64 * 1024;
 const EXCERPT_CHARS = 300;
 
 export class DidOptimizerClient {
+  /** The API's scheme, host and port: what its rate limit is kept under. */
+  readonly origin: string;
+  /** Where a spent window's reset is kept across runs and shared with other syncs (none: in memory only). */
+  rateLimitState: RateLimitState | undefined;
   private readonly url: URL;
   private readonly agent: http.Agent;
   private readonly request: typeof http.request;
 
   constructor(private readonly options: ApiClientOptions) {
     this.url = new URL(`${options.baseUrl.replace(/\/+$/, '')}/api/v1/call-results`);
+    this.origin = this.url.origin;
     const secure = this.url.protocol === 'https:';
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, scheduling: 'lifo' as const };
     this.agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
@@ -105,6 +114,7 @@ export class DidOptimizerClient {
             body: Buffer.concat(chunks).toString('utf8'),
             location: header(res.headers.location),
             retryAfter: header(res.headers['retry-after']),
+            rateLimit: rateLimitOf(res.headers),
           }),
         );
         res.once('error', (error: Error & { code?: string }) =>

@@ -4,6 +4,7 @@ import type { CheckpointStore } from './checkpoint-store';
 import { type DbCredentialSource, VicidialDbConnection } from './db-connection';
 import type { SyncDeps } from './engine';
 import type { SyncLog } from './log';
+import { DynamoRateLimitState } from './rate-limit-state';
 import type { ApiSettings, CheckpointSettings, ConnectionSettings, SyncSettings } from './settings';
 import { USER_AGENT } from './version';
 import { VicidialLog } from './vicidial-log';
@@ -41,6 +42,8 @@ export function createSync(parts: SyncParts): Sync {
     });
   const s = parts.settings;
   const api = parts.apiClient ?? createApiClient(parts.api, s);
+  // The API's spent windows live beside the checkpoints: every sync of the table shares them.
+  api.rateLimitState ??= new DynamoRateLimitState(parts.checkpoints.client, parts.checkpoints.tableName);
   return {
     settings: s,
     calls: new VicidialLog(
