@@ -4,19 +4,12 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { DidOptimizerClient } from '../sync/api-client';
-import { type CheckReport, runChecks } from '../sync/check';
+import type { CheckReport } from '../sync/check';
 import { CheckpointStore, LeaseHeldError } from '../sync/checkpoint-store';
 import { VicidialDbConnection } from '../sync/db-connection';
 import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/engine';
 import { PowertoolsSyncLog } from '../sync/log';
-import {
-  listDeadLetters,
-  ResetRefusedError,
-  readStatus,
-  replayDeadLetters,
-  resetCheckpoint,
-} from '../sync/operations';
-import { type ReconcileReport, reconcile } from '../sync/reconcile';
+import type { ReconcileReport } from '../sync/reconcile';
 import {
   type Env,
   parseConnectionSettings,
@@ -26,23 +19,26 @@ import {
 } from '../sync/settings';
 import { USER_AGENT } from '../sync/version';
 import { createApiClient, createDynamoClient, createSync, type Sync } from '../sync/wiring';
-import {
-  InvalidInvocationError,
-  type Invocation,
-  isScheduledEvent,
-  parseInvocation,
-  refusal,
-} from './invocation';
+import type { Invocation } from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
 import { recordReconcileMetrics, recordRunMetrics } from './run-metrics';
+import { InvalidInvocationError, isScheduledEvent, parseScheduledEvent, refusal } from './scheduled-event';
 import { SecretCache } from './secret-cache';
 import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
+
+/*
+ * A scheduled run loads only what it runs: the manual events' schemas, the operator commands, reconcile
+ * and check are imported when an operator asks for them (a cold start pays for the code it evaluates).
+ */
+const manualEvents = () => import('./invocation');
+const operations = () => import('../sync/operations');
 
 /** Errors that refuse what a manual caller asked for, as opposed to failures of a part. */
 function isRefusal(error: unknown): error is Error {
   return (
     error instanceof InvalidInvocationError ||
-    error instanceof ResetRefusedError ||
+    // By name: the operator commands' module is loaded only when one runs.
+    (error instanceof Error && error.name === 'ResetRefusedError') ||
     error instanceof LeaseHeldError
   );
 }
@@ -136,7 +132,9 @@ export class SyncRuntime {
     event: unknown,
     context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId' | 'functionVersion'>,
   ): Promise<unknown> {
-    const invocation = parseInvocation(event);
+    const invocation: Invocation = isScheduledEvent(event)
+      ? parseScheduledEvent(event as object)
+      : (await manualEvents()).parseInvocation(event);
     if (!this.settings.syncs.has(invocation.syncId)) {
       throw new InvalidInvocationError(
         `invalid invocation: syncId: unknown sync "${invocation.syncId}" (configured: ${[...this.settings.syncs.keys()].join(', ')})`,
@@ -148,7 +146,7 @@ export class SyncRuntime {
       case 'sync':
         return this.sync(invocation, context);
       case 'status':
-        return readStatus(this.store, invocation.syncId, () =>
+        return (await operations()).readStatus(this.store, invocation.syncId, () =>
           this.connection
             .query<{ now: number }>('SELECT UNIX_TIMESTAMP() AS now', [], { timeoutMs: 5_000 })
             .then((rows) => Number(rows[0]?.now)),
@@ -163,7 +161,7 @@ export class SyncRuntime {
           );
         }
         const sync = await this.createSync(invocation.syncId);
-        return resetCheckpoint(
+        return (await operations()).resetCheckpoint(
           this.store,
           sync.calls,
           invocation.syncId,
@@ -177,12 +175,12 @@ export class SyncRuntime {
       case 'dead-letters': {
         if (invocation.replay) {
           const sync = await this.createSync(invocation.syncId);
-          return replayDeadLetters(sync, {
+          return (await operations()).replayDeadLetters(sync, {
             owner: `lambda:${context.awsRequestId}`,
             deadline: deadlineOf(context),
           });
         }
-        const letters = await listDeadLetters(this.store, invocation.syncId);
+        const letters = await (await operations()).listDeadLetters(this.store, invocation.syncId);
         // A Lambda response is capped at 6 MB: show the oldest letters and the total.
         return { syncId: invocation.syncId, total: letters.length, deadLetters: letters.slice(0, 200) };
       }
@@ -215,6 +213,7 @@ export class SyncRuntime {
       since = (until ?? state?.cursor.endEpoch ?? Math.floor(Date.now() / 1000)) - invocation.hours * 3600;
     }
     const sync = await this.createSync(invocation.syncId);
+    const { reconcile } = await import('../sync/reconcile');
     const report = await reconcile(sync, {
       since,
       ...(until === undefined ? {} : { until }),
@@ -255,9 +254,10 @@ export class SyncRuntime {
   }
 
   /** The manual `check` action: the same checks as `did-sync check`, answered as JSON. */
-  private check(syncId: string): Promise<CheckReport> {
+  private async check(syncId: string): Promise<CheckReport> {
     const entry = this.settings.syncs.get(syncId);
     if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
+    const { runChecks } = await import('../sync/check');
     return runChecks({
       settings: syncSettings(this.settings, syncId),
       db: this.connection,
