@@ -193,7 +193,7 @@ export class CallDelivery {
               Math.max(1_000, retryDelayMs(throttled, policy, this.random));
             // An API that names its window is paced by it: the 429 only says another client spent it.
             const named = result.rateLimit !== undefined;
-            if (named) this.window.refused(answered + waitMs);
+            if (named) this.window.refused(answered + waitMs, result.rateLimit);
             this.throttle.onRateLimited(waitMs, !named);
             this.log.log('warn', 'rate_limited', {
               ...logFields,

@@ -157,6 +157,18 @@ export class RateLimitWindow {
   private learn = true;
   /** Reset times already handed out to be kept (one write per window). */
   private lastSpentReported = 0;
+  /** The shortest round trip seen: half of it is the least a request spends reaching the API. */
+  private minRtt = Number.POSITIVE_INFINITY;
+  /** The key of the window before this one: a 429 naming it means the window was reopened too early. */
+  private previousKey: number | undefined;
+  /** Requests this process sent since the current window opened. */
+  private sentInWindow = 0;
+  /** Another client behind this IP spends the same window (the API counted more than we sent). */
+  private shared = false;
+  /** The current window's reset is the learnt one (we saw its opener), not only the rounded-up cap. */
+  private learntReset = false;
+  /** A new window we did not see open, or one shared with others: one request asks what is left. */
+  private probe = false;
 
   get known(): boolean {
     return this.headers !== undefined;
@@ -178,7 +190,15 @@ export class RateLimitWindow {
     }
     if (!this.headers || this.limit === undefined) return { kind: 'send' };
     if (this.resetAt !== undefined && now >= this.resetAt) this.openNext(this.resetAt);
-    const budget = (this.remaining ?? this.limit) - this.inFlight;
+    // Until the new window's first answer: its whole budget, or a single request when others may have
+    // spent it already.
+    let left = this.remaining ?? (this.probe ? 1 : this.limit);
+    if (this.shared && this.remaining !== undefined) {
+      // The others will take their share of what is left: ours is what we have taken of the window so far.
+      const counted = Math.max(1, this.limit - this.remaining);
+      left = Math.floor(left * Math.min(1, this.sentInWindow / counted));
+    }
+    const budget = left - this.inFlight;
     if (budget > 0) return { kind: 'send' };
     if (this.inFlight > 0) return { kind: 'await_answers', untilMs: this.resetAt ?? now + 1_000 };
     // Spent, but no reset was named: one request asks again (a 429 then pauses by its Retry-After).
@@ -186,8 +206,19 @@ export class RateLimitWindow {
     return { kind: 'spent', untilMs: this.resetAt, limit: this.limit };
   }
 
+  /** A request is sent now (counted against the window until answered). */
+  sent(): void {
+    this.inFlight++;
+    this.sentInWindow++;
+  }
+
   /** The window after `resetAt`: the full limit, until an answer says otherwise. */
   private openNext(at: number): void {
+    if (this.resetKey !== undefined) this.previousKey = this.resetKey;
+    this.probe = this.shared || !this.learntReset;
+    this.learntReset = false;
+    this.sentInWindow = 0;
+    this.shared = false;
     this.remaining = undefined;
     this.resetAt = undefined;
     this.resetKey = undefined;
@@ -206,6 +237,7 @@ export class RateLimitWindow {
       return;
     }
     this.headers = true;
+    this.minRtt = Math.min(this.minRtt, receivedAt - sentAt);
     if (info.dateMs !== undefined) {
       this.offsetLow = Math.max(this.offsetLow, info.dateMs - receivedAt);
       this.offsetHigh = Math.min(this.offsetHigh, info.dateMs + 1000 - sentAt);
@@ -220,12 +252,14 @@ export class RateLimitWindow {
       if (this.resetKey !== undefined && info.resetEpochMs < this.resetKey) return;
       fresh = this.resetKey === undefined || info.resetEpochMs > this.resetKey;
       if (fresh && this.resetKey !== undefined) this.openNext(sentAt);
+      if (fresh) this.sentInWindow = Math.max(this.sentInWindow, this.inFlight);
       this.resetKey = info.resetEpochMs;
     } else {
       fresh = this.remaining === undefined;
     }
     this.limit = info.limit;
     this.remaining = fresh ? info.remaining : Math.min(this.remaining ?? info.remaining, info.remaining);
+    if (info.limit - this.remaining > this.sentInWindow) this.shared = true;
 
     // The latest the window can reset by, from this answer alone.
     let cap: number | undefined;
@@ -233,6 +267,7 @@ export class RateLimitWindow {
     else if (info.resetInMs !== undefined) cap = receivedAt + info.resetInMs;
     if (info.remaining === info.limit - 1) {
       this.opener = { sentAt, receivedAt };
+      this.sentInWindow = Math.max(this.sentInWindow, 1);
       if (info.resetEpochMs !== undefined) {
         this.lengthHighRaw = Math.min(this.lengthHighRaw, info.resetEpochMs - sentAt);
       }
@@ -240,11 +275,14 @@ export class RateLimitWindow {
     if (cap !== undefined) this.resetAt = this.resetAt === undefined ? cap : Math.min(this.resetAt, cap);
     const length = this.length();
     if (this.opener && length !== undefined) {
-      // The window opened when the opener arrived, after it was sent; a later request arrives later too.
-      // Half its round trip covers one request travelling faster than another.
-      const margin = (this.opener.receivedAt - this.opener.sentAt) / 2;
-      const learnt = this.opener.sentAt + length + margin;
-      this.resetAt = this.resetAt === undefined ? learnt : Math.min(this.resetAt, learnt);
+      // The window opened when the opener arrived: at the latest half the shortest round trip before its
+      // answer came back (it may have left late, behind a busy event loop, so its sending time says less);
+      // a request sent one length after that arrives after the window's end.
+      const learnt = this.opener.receivedAt - this.minRtt / 2 + length;
+      if (this.resetAt === undefined || learnt < this.resetAt) {
+        this.resetAt = learnt;
+        this.learntReset = true;
+      }
     }
   }
 
@@ -269,10 +307,11 @@ export class RateLimitWindow {
    * A 429 that named no window of its own: nothing more may be sent before `untilMs` (from Retry-After).
    * With the fields, the answer's own Remaining (0) and reset already say so.
    */
-  refused(untilMs: number): void {
+  refused(untilMs: number, info?: RateLimitInfo): void {
     if (!this.headers || this.limit === undefined) return;
-    // Sent when the window was believed open: the learnt length is not to be trusted.
-    this.learn = false;
+    // Refused by the window we believed over: its learnt length is not to be trusted. (A 429 in a
+    // window of its own only says another client spent it.)
+    if (info?.resetEpochMs === undefined || info.resetEpochMs === this.previousKey) this.learn = false;
     this.remaining = 0;
     this.resetAt = Math.max(this.resetAt ?? 0, untilMs);
   }

@@ -92,7 +92,7 @@ export class Throttle {
             await this.wait(control, verdict.untilMs - now);
             continue;
           }
-          window.inFlight++;
+          window.sent();
         }
         this.inFlight++;
         if (!(await this.pace(control, now))) {

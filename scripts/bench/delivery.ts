@@ -161,7 +161,11 @@ export async function drain(
         CONCURRENCY: String(options.concurrency),
       },
     },
-    { POWERTOOLS_LOG_LEVEL: logLevel, NODE_OPTIONS: options.nodeOptions ?? '' },
+    {
+      POWERTOOLS_LOG_LEVEL: logLevel,
+      // BENCH_CHILD_NODE_OPTIONS: e.g. --cpu-prof --cpu-prof-dir=DIR to profile the child runs.
+      NODE_OPTIONS: options.nodeOptions ?? process.env.BENCH_CHILD_NODE_OPTIONS ?? '',
+    },
     options.node,
   );
   const calls = ctx.api.calls;

@@ -113,6 +113,29 @@ describe('the window', () => {
     expect(Math.max(...reopened.slice(-3))).toBeLessThan(60);
   });
 
+  it('shares what is left of a window another client spends too, and asks with one request once it reopens', () => {
+    const w = new RateLimitWindow();
+    const start = T0 + 100;
+    const answer = (hits: number) => legacy(100, hits, start, 60_000, start);
+    // Our 10 requests, but the API counted 60: another sync behind this IP took 50.
+    for (let i = 0; i < 10; i++) w.sent();
+    w.inFlight = 0;
+    w.observe(answer(60), start, start + 50);
+    // Of the 40 left, our share so far (10 of 60) is 6.
+    w.inFlight = 5;
+    expect(w.verdict(start + 50).kind).toBe('send');
+    w.inFlight = 6;
+    expect(w.verdict(start + 50).kind).toBe('await_answers');
+    w.inFlight = 0;
+    w.observe(answer(100), start + 60, start + 110);
+    const spent = w.verdict(start + 110) as { kind: string; untilMs: number };
+    expect(spent.kind).toBe('spent');
+    // Reopened: one request until an answer says what the others left.
+    expect(w.verdict(spent.untilMs).kind).toBe('send');
+    w.sent();
+    expect(w.verdict(spent.untilMs).kind).toBe('await_answers');
+  });
+
   it('keeps a restored window spent until its reset', () => {
     const w = new RateLimitWindow();
     w.restore(100, T0 + 600_000, T0);
