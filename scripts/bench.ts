@@ -23,7 +23,7 @@
  * BENCH_STEADY_SECONDS [12], BENCH_RATE_CALLS [3000], BENCH_RATE_PER_SECOND [100],
  * BENCH_RATE_API_LATENCY_MS [50], BENCH_RSS_CALLS_SMALL [20000], BENCH_RSS_CALLS [100000],
  * BENCH_RSS_API_LATENCY_MS [1], BENCH_BUNDLE_LOADS [5], BENCH_NODE [this node: the binary for the child
- * runs and the bundle loads], BENCH_NODE_24 [npx -y node@24: B, F and G run on it too; off: skip], BENCH_CHILD [bundle; tsx: run the child's TypeScript through tsx],
+ * runs and the bundle loads], BENCH_CHILD_ARGS [node options of the child runs, e.g. --cpu-prof], BENCH_NODE_24 [npx -y node@24: B, F and G run on it too; off: skip], BENCH_CHILD [bundle; tsx: run the child's TypeScript through tsx],
  * TEST_MYSQL_URL (an existing server instead of a throwaway one).
  */
 import { execFileSync } from 'node:child_process';

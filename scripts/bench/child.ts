@@ -78,7 +78,12 @@ export async function runChild(
   const stdout = openSync(stdoutPath, 'w');
   const stderr = openSync(stderrPath, 'w');
   try {
-    const args = CHILD_MODE === 'tsx' ? ['--import', 'tsx', RUNNER] : [(await runnerBundle()).path];
+    // BENCH_CHILD_ARGS: node options for the child runs, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
+    const extra = (process.env.BENCH_CHILD_ARGS ?? '').split(' ').filter(Boolean);
+    const args = [
+      ...extra,
+      ...(CHILD_MODE === 'tsx' ? ['--import', 'tsx', RUNNER] : [(await runnerBundle()).path]),
+    ];
     const child = spawn(node, args, {
       // stdout to a file, as a Lambda's goes to its log pipe: written, never read by the child.
       stdio: ['ignore', stdout, stderr],

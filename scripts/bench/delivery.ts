@@ -163,8 +163,7 @@ export async function drain(
     },
     {
       POWERTOOLS_LOG_LEVEL: logLevel,
-      // BENCH_CHILD_NODE_OPTIONS: e.g. --cpu-prof --cpu-prof-dir=DIR to profile the child runs.
-      NODE_OPTIONS: options.nodeOptions ?? process.env.BENCH_CHILD_NODE_OPTIONS ?? '',
+      NODE_OPTIONS: options.nodeOptions ?? '',
     },
     options.node,
   );
