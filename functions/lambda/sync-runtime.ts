@@ -19,7 +19,7 @@ import {
 } from '../sync/settings';
 import { USER_AGENT } from '../sync/version';
 import { createApiClient, createDynamoClient, createSync, type Sync } from '../sync/wiring';
-import type { Invocation } from './invocation';
+import { type Invocation, parseInvocation } from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
 import { recordReconcileMetrics, recordRunMetrics } from './run-metrics';
 import { InvalidInvocationError, isScheduledEvent, parseScheduledEvent, refusal } from './scheduled-event';
@@ -27,10 +27,11 @@ import { SecretCache } from './secret-cache';
 import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
 
 /*
- * A scheduled run loads only what it runs: the manual events' schemas, the operator commands, reconcile
- * and check are imported when an operator asks for them (a cold start pays for the code it evaluates).
+ * A scheduled run loads only what it runs: the operator commands, reconcile and check are imported when
+ * an operator asks for them (a cold start pays for the code it evaluates). The manual events' schemas
+ * stay static: imported lazily, their `zod/mini` namespace would drag zod's locale index into the bundle
+ * (test/unit/bundle.test.ts); a scheduled event is checked without them.
  */
-const manualEvents = () => import('./invocation');
 const operations = () => import('../sync/operations');
 
 /** Errors that refuse what a manual caller asked for, as opposed to failures of a part. */
@@ -134,7 +135,7 @@ export class SyncRuntime {
   ): Promise<unknown> {
     const invocation: Invocation = isScheduledEvent(event)
       ? parseScheduledEvent(event as object)
-      : (await manualEvents()).parseInvocation(event);
+      : parseInvocation(event);
     if (!this.settings.syncs.has(invocation.syncId)) {
       throw new InvalidInvocationError(
         `invalid invocation: syncId: unknown sync "${invocation.syncId}" (configured: ${[...this.settings.syncs.keys()].join(', ')})`,
