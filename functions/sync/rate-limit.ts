@@ -278,7 +278,7 @@ export class RateLimitWindow {
       // The window opened when the opener arrived: at the latest half the shortest round trip before its
       // answer came back (it may have left late, behind a busy event loop, so its sending time says less);
       // a request sent one length after that arrives after the window's end.
-      const learnt = this.opener.receivedAt - this.minRtt / 2 + length;
+      const learnt = Math.ceil(this.opener.receivedAt - this.minRtt / 2 + length);
       if (this.resetAt === undefined || learnt < this.resetAt) {
         this.resetAt = learnt;
         this.learntReset = true;

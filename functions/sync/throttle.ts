@@ -32,6 +32,8 @@ export class Throttle {
   private recent: number[] = [];
   private recentHead = 0;
   private window: RateLimitWindow | undefined;
+  /** Workers wait for answers to say what the window has left: every answer wakes them all. */
+  private awaitingAnswers = false;
 
   constructor(
     readonly max: number,
@@ -89,6 +91,7 @@ export class Throttle {
             continue;
           }
           if (verdict.kind === 'await_answers') {
+            this.awaitingAnswers = true;
             await this.wait(control, verdict.untilMs - now);
             continue;
           }
@@ -138,6 +141,12 @@ export class Throttle {
   release(): void {
     this.inFlight = Math.max(0, this.inFlight - 1);
     if (this.window) this.window.inFlight = Math.max(0, this.window.inFlight - 1);
+    if (this.awaitingAnswers) {
+      // An answer may have opened room for many (the first one names the window): all look again.
+      this.awaitingAnswers = false;
+      for (const waiter of [...this.waiters]) waiter();
+      return;
+    }
     this.wakeOne();
   }
 
