@@ -32,7 +32,7 @@ export class Throttle {
   private recent: number[] = [];
   private recentHead = 0;
   private window: RateLimitWindow | undefined;
-  /** Workers wait for answers to say what the window has left: every answer wakes them all. */
+  /** Workers wait for the first answer to say whether and how the API limits: it wakes them all. */
   private awaitingAnswers = false;
 
   constructor(
@@ -91,7 +91,7 @@ export class Throttle {
             continue;
           }
           if (verdict.kind === 'await_answers') {
-            this.awaitingAnswers = true;
+            if (!window.known) this.awaitingAnswers = true;
             await this.wait(control, verdict.untilMs - now);
             continue;
           }
@@ -141,8 +141,9 @@ export class Throttle {
   release(): void {
     this.inFlight = Math.max(0, this.inFlight - 1);
     if (this.window) this.window.inFlight = Math.max(0, this.window.inFlight - 1);
-    if (this.awaitingAnswers) {
-      // An answer may have opened room for many (the first one names the window): all look again.
+    if (this.awaitingAnswers && this.window?.known) {
+      // The first answer names the window (or says there is none): every worker held back until then
+      // looks again. Later answers wake one worker at a time, as a slot does.
       this.awaitingAnswers = false;
       for (const waiter of [...this.waiters]) waiter();
       return;
