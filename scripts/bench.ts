@@ -8,20 +8,22 @@
  *     calls, for a caught-up run and a 1-hour backlog (scripts/bench/center.ts);
  *  B. CPU per delivered call, with per-call logs on and off, next to a bare node:http client;
  *  C. throughput as a fraction of the limit CONCURRENCY / API latency;
- *  D. a rate-limited API (fixed window, 429 + Retry-After): wall time, share of 429s, nothing lost or
- *     repeated;
+ *  D. a rate-limited API (express-rate-limit's fixed windows of 100/1 s and 500/5 s, its X-RateLimit-*
+ *     fields, 429 + Retry-After), and two syncs sharing the 1 s window: wall time against the ideal,
+ *     share of 429s, nothing lost or repeated;
  *  E. DynamoDB writes per 500 delivered calls;
- *  F. peak RSS of a run draining 20,000 and 100,000 calls;
- *  G. the Lambda bundle: size by package, cold require() time;
+ *  F. peak RSS of a run draining 20,000 and 100,000 calls as the CLI runs, and 20,000 on Node 24 as
+ *     Lambda runs it at 512 MB, without and with NODE_OPTIONS=--max-semi-space-size=2;
+ *  G. the Lambda bundle: size by package, cold require() time on the child node and Node 24;
  *  H. what these mean for a Lambda of 256 / 512 / 1024 MB (derived, no new measurement).
  *
  * Environment knobs (defaults in brackets): BENCH_SECTIONS [A,B,C,D,E,F,G: E and H are derived, from
  * A, B, F], BENCH_CENTER_CALLS_PER_MINUTE [2000], BENCH_CENTER_HOURS [8], BENCH_CENTER_API_LATENCY_MS [1],
- * BENCH_CPU_CALLS [12000], BENCH_CPU_API_LATENCY_MS [50], BENCH_CPU_CONCURRENCY [32], BENCH_CPU_REPEATS [3],
+ * BENCH_CPU_CALLS [20000], BENCH_CPU_API_LATENCY_MS [50], BENCH_CPU_CONCURRENCY [32], BENCH_CPU_REPEATS [3],
  * BENCH_STEADY_SECONDS [12], BENCH_RATE_CALLS [3000], BENCH_RATE_PER_SECOND [100],
  * BENCH_RATE_API_LATENCY_MS [50], BENCH_RSS_CALLS_SMALL [20000], BENCH_RSS_CALLS [100000],
  * BENCH_RSS_API_LATENCY_MS [1], BENCH_BUNDLE_LOADS [5], BENCH_NODE [this node: the binary for the child
- * runs and the bundle loads], BENCH_CHILD [bundle; tsx: run the child's TypeScript through tsx],
+ * runs and the bundle loads], BENCH_CHILD_ARGS [node options of the child runs, e.g. --cpu-prof], BENCH_NODE_24 [npx -y node@24: B, F and G run on it too; off: skip], BENCH_CHILD [bundle; tsx: run the child's TypeScript through tsx],
  * TEST_MYSQL_URL (an existing server instead of a throwaway one).
  */
 import { execFileSync } from 'node:child_process';
@@ -58,15 +60,19 @@ import {
   DataSets,
   type DrainFigures,
   drain,
+  drainPair,
+  type PairFigures,
   RATE_CALLS,
   RATE_LATENCY_MS,
   RATE_PER_SECOND,
+  RATE_WINDOWS_SECONDS,
   RSS_CALLS,
   RSS_LATENCY_MS,
   THROUGHPUT_CONCURRENCIES,
   THROUGHPUT_LATENCIES,
   throughputCalls,
 } from './bench/delivery';
+import { benchNodes } from './bench/nodes';
 import { lambdaSizing, printResults } from './bench/report';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -75,19 +81,36 @@ const SECTIONS = sectionsEnv(['A', 'B', 'C', 'D', 'E', 'F', 'G']);
 const API_KEY = 'bench-key';
 const CHECKPOINT_TABLE = 'did-sync-bench';
 
+export interface CpuFigures {
+  /** The child node's version. */
+  node: string;
+  logsOn: DrainFigures;
+  logsOff: DrainFigures;
+  bare: BareFigures;
+  repeats: { logsOn: number[]; logsOff: number[]; bare: number[] };
+  allOk: boolean;
+}
+
+export type RateFigures = DrainFigures & {
+  perSecond: number;
+  windowSeconds: number;
+  idealSeconds: number;
+  share429: number;
+};
+
 export interface BenchResults {
   center: CenterFigures | null;
-  /** The median run of each kind (by CPU ms per call), and every repeat's CPU ms per call. */
-  cpu: {
-    logsOn: DrainFigures;
-    logsOff: DrainFigures;
-    bare: BareFigures;
-    repeats: { logsOn: number[]; logsOff: number[]; bare: number[] };
-    allOk: boolean;
-  } | null;
+  /** The median run of each kind (by CPU ms per call), and every repeat's CPU ms per call: child node first. */
+  cpu: CpuFigures | null;
+  /** The same on the other nodes (Node 24). */
+  cpuOther: CpuFigures[];
   throughput: (DrainFigures & { limit: number; fraction: number; steadyFraction: number | null })[];
-  rateLimited: (DrainFigures & { perSecond: number; idealSeconds: number; share429: number }) | null;
+  rateLimited: RateFigures[];
+  /** Two syncs behind one IP sharing the 1 s window. */
+  ratePair: PairFigures | null;
   rss: DrainFigures[];
+  /** Peak RSS as Lambda's Node 24 at 512 MB runs the function, without and with the template's option. */
+  rssLambda: (DrainFigures & { nodeOptions: string })[];
   bundle: BundleFigures | null;
 }
 
@@ -132,9 +155,12 @@ async function main() {
   const results: BenchResults = {
     center: null,
     cpu: null,
+    cpuOther: [],
     throughput: [],
-    rateLimited: null,
+    rateLimited: [],
+    ratePair: null,
     rss: [],
+    rssLambda: [],
     bundle: null,
   };
 
@@ -182,35 +208,42 @@ async function main() {
 
   const sets = new DataSets(ctx);
   if (SECTIONS.has('B') || SECTIONS.has('E')) {
-    // Interleaved repeats: a neighbour's load on the shared cores then touches all three alike.
-    const on: DrainFigures[] = [];
-    const off: DrainFigures[] = [];
-    const bare: BareFigures[] = [];
-    for (let i = 1; i <= CPU_REPEATS; i++) {
-      const round = CPU_REPEATS > 1 ? ` (${i} of ${CPU_REPEATS})` : '';
-      const drainCpu = (logLevel: 'INFO' | 'WARN') =>
-        drain(ctx, sets, {
-          label: `B: logs ${logLevel === 'INFO' ? 'on' : 'off'}${round}`,
-          calls: CPU_CALLS,
-          concurrency: CPU_CONCURRENCY,
-          apiLatencyMs: CPU_LATENCY_MS,
-          logLevel,
-        });
-      on.push(await drainCpu('INFO'));
-      off.push(await drainCpu('WARN'));
-      bare.push(await bareClient(ctx));
+    const nodes = SECTIONS.has('B') ? benchNodes() : benchNodes().slice(0, 1);
+    for (const node of nodes) {
+      // Interleaved repeats: a neighbour's load on the shared cores then touches all three alike.
+      const on: DrainFigures[] = [];
+      const off: DrainFigures[] = [];
+      const bare: BareFigures[] = [];
+      for (let i = 1; i <= CPU_REPEATS; i++) {
+        const round = CPU_REPEATS > 1 ? ` (${i} of ${CPU_REPEATS})` : '';
+        const drainCpu = (logLevel: 'INFO' | 'WARN') =>
+          drain(ctx, sets, {
+            label: `B ${node.version}: logs ${logLevel === 'INFO' ? 'on' : 'off'}${round}`,
+            calls: CPU_CALLS,
+            concurrency: CPU_CONCURRENCY,
+            apiLatencyMs: CPU_LATENCY_MS,
+            logLevel,
+            node: node.path,
+          });
+        on.push(await drainCpu('INFO'));
+        off.push(await drainCpu('WARN'));
+        bare.push(await bareClient(ctx, node.path));
+      }
+      const figures: CpuFigures = {
+        node: node.version,
+        logsOn: medianBy(on, (f) => f.cpuMsPerCall),
+        logsOff: medianBy(off, (f) => f.cpuMsPerCall),
+        bare: medianBy(bare, (f) => f.cpuMsPerRequest),
+        repeats: {
+          logsOn: on.map((f) => f.cpuMsPerCall),
+          logsOff: off.map((f) => f.cpuMsPerCall),
+          bare: bare.map((f) => f.cpuMsPerRequest),
+        },
+        allOk: [...on, ...off].every((f) => f.ok),
+      };
+      if (results.cpu) results.cpuOther.push(figures);
+      else results.cpu = figures;
     }
-    results.cpu = {
-      logsOn: medianBy(on, (f) => f.cpuMsPerCall),
-      logsOff: medianBy(off, (f) => f.cpuMsPerCall),
-      bare: medianBy(bare, (f) => f.cpuMsPerRequest),
-      repeats: {
-        logsOn: on.map((f) => f.cpuMsPerCall),
-        logsOff: off.map((f) => f.cpuMsPerCall),
-        bare: bare.map((f) => f.cpuMsPerRequest),
-      },
-      allOk: [...on, ...off].every((f) => f.ok),
-    };
   }
 
   if (SECTIONS.has('C')) {
@@ -234,19 +267,31 @@ async function main() {
   }
 
   if (SECTIONS.has('D')) {
-    const f = await drain(ctx, sets, {
-      label: 'D: rate-limited API',
-      calls: RATE_CALLS,
+    for (const windowSeconds of RATE_WINDOWS_SECONDS) {
+      // express-rate-limit as the API configures it: its default fields, Retry-After from the window.
+      const perWindow = RATE_PER_SECOND * windowSeconds;
+      const f = await drain(ctx, sets, {
+        label: `D: rate-limited API, ${fmt(perWindow)} per ${windowSeconds} s`,
+        calls: RATE_CALLS,
+        concurrency: parseSyncSettings({}).concurrency,
+        apiLatencyMs: RATE_LATENCY_MS,
+        rateLimit: { perSecond: perWindow, windowMs: windowSeconds * 1000 },
+      });
+      results.rateLimited.push({
+        ...f,
+        perSecond: RATE_PER_SECOND,
+        windowSeconds,
+        idealSeconds: RATE_CALLS / RATE_PER_SECOND,
+        share429: f.apiRequests > 0 ? f.rateLimited429 / f.apiRequests : 0,
+      });
+    }
+    results.ratePair = await drainPair(ctx, sets, {
+      label: 'D: two syncs, one window',
+      callsEach: Math.ceil(RATE_CALLS / 2),
       concurrency: parseSyncSettings({}).concurrency,
       apiLatencyMs: RATE_LATENCY_MS,
-      rateLimit: { perSecond: RATE_PER_SECOND, retryAfterSeconds: 1 },
+      rateLimit: { perSecond: RATE_PER_SECOND, windowMs: 1000 },
     });
-    results.rateLimited = {
-      ...f,
-      perSecond: RATE_PER_SECOND,
-      idealSeconds: RATE_CALLS / RATE_PER_SECOND,
-      share429: f.apiRequests > 0 ? f.rateLimited429 / f.apiRequests : 0,
-    };
   }
 
   if (SECTIONS.has('F') || SECTIONS.has('E')) {
@@ -260,6 +305,25 @@ async function main() {
         }),
       );
     }
+    const node24 = benchNodes().find((n) => n.version.startsWith('v24'));
+    if (SECTIONS.has('F') && node24) {
+      // What Lambda's Node runtime passes at 512 MB (new space a tenth of the memory, half of it a
+      // semi-space; the rest old space), without and with the template's smaller young generation.
+      for (const nodeOptions of [
+        '--max-old-space-size=461 --max-semi-space-size=25',
+        '--max-old-space-size=461 --max-semi-space-size=2',
+      ]) {
+        const f = await drain(ctx, sets, {
+          label: `F: ${fmt(RSS_CALLS[0] ?? 0)} calls, ${node24.version}, NODE_OPTIONS ${nodeOptions}`,
+          calls: RSS_CALLS[0] ?? 20_000,
+          concurrency: parseSyncSettings({}).concurrency,
+          apiLatencyMs: RSS_LATENCY_MS,
+          node: node24.path,
+          nodeOptions,
+        });
+        results.rssLambda.push({ ...f, nodeOptions });
+      }
+    }
   }
 
   report(results, loadAtStart, ctx.mariaVersion);
@@ -267,13 +331,15 @@ async function main() {
   const failed = [
     results.cpu?.logsOn,
     results.cpu?.logsOff,
+    ...results.cpuOther.flatMap((c) => [c.logsOn, c.logsOff]),
     ...results.throughput,
-    results.rateLimited,
+    ...results.rateLimited,
     ...results.rss,
+    ...results.rssLambda,
   ]
     .filter((f): f is DrainFigures => Boolean(f))
     .filter((f) => !f.ok);
-  if (failed.length > 0) process.exitCode = 1;
+  if (failed.length > 0 || (results.ratePair && !results.ratePair.ok)) process.exitCode = 1;
 }
 
 main()

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { SYNC_ID, SYNC_ID_RULE } from '../sync/settings';
+import { InvalidInvocationError, isScheduledEvent, parseScheduledEvent } from './scheduled-event';
 import './zod-messages';
 
 /**
@@ -9,7 +10,6 @@ import './zod-messages';
 const syncId = z.string().check(z.regex(SYNC_ID, SYNC_ID_RULE));
 const instant = z.union([z.string().check(z.minLength(1)), z.int().check(z.nonnegative())]);
 
-const scheduled = z.strictObject({ syncId });
 const manual = z.discriminatedUnion('action', [
   z.strictObject({
     action: z.literal('sync'),
@@ -42,42 +42,10 @@ const manual = z.discriminatedUnion('action', [
 
 export type Invocation = { readonly action: 'scheduled'; readonly syncId: string } | z.infer<typeof manual>;
 
-export class InvalidInvocationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidInvocationError';
-  }
-}
-
-/**
- * EventBridge Scheduler sends an object without `action`; anything else comes from a person or a script
- * invoking the function by hand. An invalid scheduled event is a deployment bug (it throws and alarms);
- * an invalid manual one is answered to its caller (see `refusal`).
- */
-export function isScheduledEvent(event: unknown): boolean {
-  return Boolean(event) && typeof event === 'object' && !('action' in (event as object));
-}
-
-/**
- * What a manual caller gets back for a request refused as asked (an invalid event, a reset to an instant
- * the reset refuses, a reset while a run holds the lease), instead of a failed invocation that pages
- * someone. `errorType` is the refusing error's name, e.g. InvalidInvocationError.
- */
-export interface InvocationRefusal {
-  readonly error: string;
-  readonly errorType: string;
-}
-
-export function refusal(error: Error): InvocationRefusal {
-  return { error: error.message, errorType: error.name };
-}
+export { InvalidInvocationError, type InvocationRefusal, isScheduledEvent, refusal } from './scheduled-event';
 
 export function parseInvocation(event: unknown): Invocation {
-  if (isScheduledEvent(event)) {
-    const result = scheduled.safeParse(event);
-    if (result.success) return { action: 'scheduled', syncId: result.data.syncId };
-    throw new InvalidInvocationError(describe(result.error, 'a scheduled event must be {"syncId": "<id>"}'));
-  }
+  if (isScheduledEvent(event)) return parseScheduledEvent(event as object);
   const result = manual.safeParse(event);
   if (result.success) return result.data;
   throw new InvalidInvocationError(

@@ -3,10 +3,8 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
-import { type CheckReport, runChecks } from '../sync/admin/check';
-import { listDeadLetters, readStatus, replayDeadLetters } from '../sync/admin/operations';
-import { ReconcileRangeError, type ReconcileReport, reconcile } from '../sync/admin/reconcile';
-import { ResetRefusedError, resetCheckpoint } from '../sync/admin/reset';
+import type { CheckReport } from '../sync/admin/check';
+import type { ReconcileReport } from '../sync/admin/reconcile';
 import type { DidOptimizerClient } from '../sync/delivery/api-client';
 import { PowertoolsSyncLog } from '../sync/log';
 import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/run/engine';
@@ -22,24 +20,29 @@ import { CheckpointStore, LeaseHeldError } from '../sync/state/checkpoint-store'
 import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../sync/state/run-history';
 import { USER_AGENT } from '../sync/version';
 import { createApiClient, createDynamoClient, createSync, type Sync } from '../sync/wiring';
-import {
-  InvalidInvocationError,
-  type Invocation,
-  isScheduledEvent,
-  parseInvocation,
-  refusal,
-} from './invocation';
+import { type Invocation, parseInvocation } from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
 import { recordReconcileMetrics, recordRunMetrics } from './run-metrics';
+import { InvalidInvocationError, isScheduledEvent, parseScheduledEvent, refusal } from './scheduled-event';
 import { SecretCache } from './secret-cache';
 import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from './secret-credentials';
+
+/*
+ * A scheduled run loads only what it runs: the operator commands, reconcile and check are imported when
+ * an operator asks for them (a cold start pays for the code it evaluates). The manual events' schemas
+ * stay static: imported lazily, their `zod/mini` namespace would drag zod's locale index into the bundle
+ * (test/unit/bundle.test.ts); a scheduled event is checked without them.
+ */
+const operations = () => import('../sync/admin/operations');
+const resets = () => import('../sync/admin/reset');
 
 /** Errors that refuse what a manual caller asked for, as opposed to failures of a part. */
 function isRefusal(error: unknown): error is Error {
   return (
     error instanceof InvalidInvocationError ||
-    error instanceof ResetRefusedError ||
-    error instanceof ReconcileRangeError ||
+    // By name: the operator commands' modules are loaded only when one runs.
+    (error instanceof Error &&
+      (error.name === 'ResetRefusedError' || error.name === 'ReconcileRangeError')) ||
     error instanceof LeaseHeldError
   );
 }
@@ -135,7 +138,9 @@ export class SyncRuntime {
     event: unknown,
     context: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId' | 'functionVersion'>,
   ): Promise<unknown> {
-    const invocation = parseInvocation(event);
+    const invocation: Invocation = isScheduledEvent(event)
+      ? parseScheduledEvent(event as object)
+      : parseInvocation(event);
     if (!this.settings.syncs.has(invocation.syncId)) {
       throw new InvalidInvocationError(
         `invalid invocation: syncId: unknown sync "${invocation.syncId}" (configured: ${[...this.settings.syncs.keys()].join(', ')})`,
@@ -147,7 +152,7 @@ export class SyncRuntime {
       case 'sync':
         return this.sync(invocation, context);
       case 'status':
-        return readStatus(
+        return (await operations()).readStatus(
           this.store,
           invocation.syncId,
           () =>
@@ -166,7 +171,7 @@ export class SyncRuntime {
           );
         }
         const sync = await this.createSync(invocation.syncId);
-        return resetCheckpoint(
+        return (await resets()).resetCheckpoint(
           this.store,
           sync.calls,
           invocation.syncId,
@@ -186,12 +191,12 @@ export class SyncRuntime {
       case 'dead-letters': {
         if (invocation.replay) {
           const sync = await this.createSync(invocation.syncId);
-          return replayDeadLetters(sync, {
+          return (await operations()).replayDeadLetters(sync, {
             owner: `lambda:${context.awsRequestId}`,
             deadline: deadlineOf(context),
           });
         }
-        const letters = await listDeadLetters(this.store, invocation.syncId);
+        const letters = await (await operations()).listDeadLetters(this.store, invocation.syncId);
         // A Lambda response is capped at 6 MB: show the oldest letters and the total.
         return { syncId: invocation.syncId, total: letters.length, deadLetters: letters.slice(0, 200) };
       }
@@ -224,6 +229,7 @@ export class SyncRuntime {
       since = (until ?? state?.cursor.endEpoch ?? Math.floor(Date.now() / 1000)) - invocation.hours * 3600;
     }
     const sync = await this.createSync(invocation.syncId);
+    const { reconcile } = await import('../sync/admin/reconcile');
     const report = await reconcile(sync, {
       since,
       ...(until === undefined ? {} : { until }),
@@ -291,9 +297,10 @@ export class SyncRuntime {
   }
 
   /** The manual `check` action: the same checks as `did-sync check`, answered as JSON. */
-  private check(syncId: string): Promise<CheckReport> {
+  private async check(syncId: string): Promise<CheckReport> {
     const entry = this.settings.syncs.get(syncId);
     if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
+    const { runChecks } = await import('../sync/admin/check');
     return runChecks({
       settings: syncSettings(this.settings, syncId),
       db: this.connection,

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type ApiKeyProvider, DidOptimizerClient } from './delivery/api-client';
+import { DynamoRateLimitState } from './delivery/rate-limit-state';
 import { type SyncLog, withKeys } from './log';
 import type { SyncDeps } from './run/engine';
 import type { ApiSettings, CheckpointSettings, ConnectionSettings, SyncSettings } from './settings';
@@ -41,6 +42,8 @@ export function createSync(parts: SyncParts): Sync {
     });
   const s = parts.settings;
   const api = parts.apiClient ?? createApiClient(parts.api, s);
+  // The API's spent windows live beside the checkpoints: every sync of the table shares them.
+  api.rateLimitState ??= new DynamoRateLimitState(parts.checkpoints.client, parts.checkpoints.tableName);
   return {
     settings: s,
     calls: new VicidialLog(

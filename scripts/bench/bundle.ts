@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { NOT_BUNDLED } from '../../lib/sync-function';
-import { CHILD_NODE } from './child';
 import { intEnv, median, progress } from './common';
+import { benchNodes } from './nodes';
 
 /**
  * Section G: the Lambda bundle as the stack builds it (lib/sync-function.ts: NodejsFunction's esbuild
@@ -22,10 +22,8 @@ export interface BundleFigures {
   packages: number;
   externals: string[];
   buildSeconds: number;
-  /** require() of the bundle in a fresh `node -e`, each run. */
-  loadMs: number[];
-  loadMsMedian: number | null;
-  node: string;
+  /** require() of the bundle in a fresh `node -e`, each run, per node. */
+  loads: { node: string; loadMs: number[]; loadMsMedian: number | null; floorMs: number[] }[];
 }
 
 /** `node_modules/@smithy/foo/dist/x.js` → `@smithy/foo`; own sources → `own code (functions/)`. */
@@ -63,33 +61,57 @@ export async function benchBundle(): Promise<BundleFigures> {
       sizes.set(name, (sizes.get(name) ?? 0) + input.bytesInOutput);
     }
     const byPackage = [...sizes].map(([name, bytes]) => ({ name, bytes })).sort((a, b) => b.bytes - a.bytes);
-    progress(`G: loading the bundle ${LOADS} times in a fresh process`);
+    // The floor: what a run cannot do without, the DynamoDB client and mysql2, bundled the same way.
+    const floorEntry = join(dir, 'floor.ts');
+    writeFileSync(floorEntry, "import '@aws-sdk/client-dynamodb';\nimport 'mysql2';\n");
+    const floorFile = join(dir, 'floor.js');
+    await build({
+      absWorkingDir: ROOT,
+      entryPoints: [floorEntry],
+      bundle: true,
+      platform: 'node',
+      target: 'node24',
+      format: 'cjs',
+      minify: true,
+      external: [...NOT_BUNDLED],
+      outfile: floorFile,
+      nodePaths: [join(ROOT, 'node_modules')],
+      logLevel: 'silent',
+    });
     const script =
       'const t = process.hrtime.bigint(); require(process.argv[1]);' +
       ' process.stdout.write(String(Number(process.hrtime.bigint() - t) / 1e6));';
-    const loadMs: number[] = [];
-    for (let i = 0; i < LOADS; i++) {
-      const text = execFileSync(CHILD_NODE, ['-e', script, outfile], {
-        encoding: 'utf8',
-        env: {
-          ...process.env,
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-          AWS_REGION: 'us-east-1',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      loadMs.push(Number(text.trim()));
+    const load = (node: string, file: string) =>
+      Number(
+        execFileSync(node, ['-e', script, file], {
+          encoding: 'utf8',
+          env: {
+            ...process.env,
+            AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+            AWS_REGION: 'us-east-1',
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }).trim(),
+      );
+    const loads: BundleFigures['loads'] = [];
+    for (const node of benchNodes()) {
+      progress(`G: loading the bundle ${LOADS} times in a fresh node ${node.version}`);
+      // Interleaved with the floor's loads: a busy moment of the machine touches both.
+      const loadMs: number[] = [];
+      const floorMs: number[] = [];
+      for (let i = 0; i < LOADS; i++) {
+        loadMs.push(load(node.path, outfile));
+        floorMs.push(load(node.path, floorFile));
+      }
+      loads.push({ node: node.version, loadMs, loadMsMedian: median(loadMs), floorMs });
     }
-    const node = execFileSync(CHILD_NODE, ['-v'], { encoding: 'utf8' }).trim();
     return {
       bytes: statSync(outfile).size,
       byPackage,
       packages: byPackage.length,
       externals: [...NOT_BUNDLED],
       buildSeconds,
-      loadMs,
-      loadMsMedian: median(loadMs),
-      node,
+      loads,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -59,14 +59,17 @@ type JobWithoutResult<J> = J extends unknown ? Omit<J, 'resultPath'> : never;
 export async function runChild(
   job: JobWithoutResult<Extract<RunnerJob, { mode: 'sync' }>>,
   env?: Record<string, string>,
+  node?: string,
 ): Promise<SyncRunFigures & { log: ChildLog }>;
 export async function runChild(
   job: JobWithoutResult<Extract<RunnerJob, { mode: 'bare' }>>,
   env?: Record<string, string>,
+  node?: string,
 ): Promise<BareRunFigures & { log: ChildLog }>;
 export async function runChild(
   job: JobWithoutResult<RunnerJob>,
   env: Record<string, string> = {},
+  node: string = CHILD_NODE,
 ): Promise<(SyncRunFigures | BareRunFigures) & { log: ChildLog }> {
   const dir = mkdtempSync(join(tmpdir(), 'did-sync-bench-run-'));
   const resultPath = join(dir, 'result.json');
@@ -75,8 +78,13 @@ export async function runChild(
   const stdout = openSync(stdoutPath, 'w');
   const stderr = openSync(stderrPath, 'w');
   try {
-    const args = CHILD_MODE === 'tsx' ? ['--import', 'tsx', RUNNER] : [(await runnerBundle()).path];
-    const child = spawn(CHILD_NODE, args, {
+    // BENCH_CHILD_ARGS: node options for the child runs, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile them.
+    const extra = (process.env.BENCH_CHILD_ARGS ?? '').split(' ').filter(Boolean);
+    const args = [
+      ...extra,
+      ...(CHILD_MODE === 'tsx' ? ['--import', 'tsx', RUNNER] : [(await runnerBundle()).path]),
+    ];
+    const child = spawn(node, args, {
       // stdout to a file, as a Lambda's goes to its log pipe: written, never read by the child.
       stdio: ['ignore', stdout, stderr],
       env: {

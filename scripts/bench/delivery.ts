@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { bulkInsert } from '../../test/support/center-calls';
+import type { RateLimit } from '../../test/support/fake-did-api';
 import { generateCalls } from '../../test/support/sample-calls';
 import { dynamoWrites } from './center';
 import { type ChildLog, runChild } from './child';
@@ -13,7 +14,7 @@ import type { BareRunFigures, DbTarget, SyncRunFigures } from './runner';
  * Every call arrives exactly once or the run is marked FAILED.
  */
 
-export const CPU_CALLS = intEnv('BENCH_CPU_CALLS', 12_000, 100, 1_000_000);
+export const CPU_CALLS = intEnv('BENCH_CPU_CALLS', 20_000, 100, 1_000_000);
 export const CPU_LATENCY_MS = intEnv('BENCH_CPU_API_LATENCY_MS', 50, 0, 1000);
 export const CPU_CONCURRENCY = intEnv('BENCH_CPU_CONCURRENCY', 32, 1, 64);
 /** Rounds of (logs on, logs off, bare client); the median of each is reported. */
@@ -22,6 +23,8 @@ export const CPU_REPEATS = intEnv('BENCH_CPU_REPEATS', 3, 1, 20);
 export const STEADY_SECONDS = intEnv('BENCH_STEADY_SECONDS', 12, 2, 600);
 export const RATE_CALLS = intEnv('BENCH_RATE_CALLS', 3000, 100, 100_000);
 export const RATE_PER_SECOND = intEnv('BENCH_RATE_PER_SECOND', 100, 1, 10_000);
+/** D's windows: the rate per second as 1 s and 5 s windows (express-rate-limit's fixed windows). */
+export const RATE_WINDOWS_SECONDS = [1, 5];
 export const RATE_LATENCY_MS = intEnv('BENCH_RATE_API_LATENCY_MS', 50, 0, 1000);
 export const RSS_CALLS = [
   intEnv('BENCH_RSS_CALLS_SMALL', 20_000, 100, 1_000_000),
@@ -77,22 +80,24 @@ interface DataSet {
 
 /** Databases of N finished, eligible calls (all ended a minute ago or earlier), made once per N. */
 export class DataSets {
-  private readonly made = new Map<number, Promise<DataSet>>();
-
   constructor(private readonly ctx: BenchContext) {}
 
-  get(calls: number): Promise<DataSet> {
-    let set = this.made.get(calls);
+  private readonly made = new Map<string, Promise<DataSet>>();
+
+  /** `variant` > 0: another set of as many calls, a day earlier per variant (no uniqueid in common). */
+  get(calls: number, variant = 0): Promise<DataSet> {
+    const key = `${calls}:${variant}`;
+    let set = this.made.get(key);
     if (!set) {
-      set = this.make(calls);
-      this.made.set(calls, set);
+      set = this.make(calls, variant);
+      this.made.set(key, set);
     }
     return set;
   }
 
-  private async make(calls: number): Promise<DataSet> {
+  private async make(calls: number, variant: number): Promise<DataSet> {
     const db = await benchDatabase(this.ctx, `bench_calls_${calls}_${randomBytes(3).toString('hex')}`);
-    const now = await dbNow(db.pool);
+    const now = (await dbNow(db.pool)) - variant * 86_400;
     const span = Math.max(1800, Math.ceil(calls / 10));
     const rows = generateCalls({
       count: calls,
@@ -125,7 +130,11 @@ export async function drain(
     concurrency: number;
     apiLatencyMs: number;
     logLevel?: 'INFO' | 'WARN';
-    rateLimit?: { perSecond: number; retryAfterSeconds: number };
+    rateLimit?: RateLimit;
+    /** The child's node binary (default BENCH_NODE, else this one). */
+    node?: string;
+    /** NODE_OPTIONS of the child (default none). */
+    nodeOptions?: string;
   },
 ): Promise<DrainFigures> {
   const set = await sets.get(options.calls);
@@ -135,7 +144,7 @@ export async function drain(
   const logLevel = options.logLevel ?? 'INFO';
   const syncId = `drain-${randomBytes(4).toString('hex')}`;
   progress(
-    `${options.label}: ${fmt(options.calls)} calls, CONCURRENCY ${options.concurrency}, API ${options.apiLatencyMs} ms${options.rateLimit ? `, limit ${options.rateLimit.perSecond}/s` : ''}, log ${logLevel}`,
+    `${options.label}: ${fmt(options.calls)} calls, CONCURRENCY ${options.concurrency}, API ${options.apiLatencyMs} ms${options.rateLimit ? `, limit ${options.rateLimit.perSecond} per ${(options.rateLimit.windowMs ?? 1000) / 1000} s` : ''}, log ${logLevel}`,
   );
   const run: SyncRunFigures & { log: ChildLog } = await runChild(
     {
@@ -152,7 +161,11 @@ export async function drain(
         CONCURRENCY: String(options.concurrency),
       },
     },
-    { POWERTOOLS_LOG_LEVEL: logLevel },
+    {
+      POWERTOOLS_LOG_LEVEL: logLevel,
+      NODE_OPTIONS: options.nodeOptions ?? '',
+    },
+    options.node,
   );
   const calls = ctx.api.calls;
   const first = calls[0]?.at;
@@ -217,17 +230,21 @@ export interface BareFigures {
 }
 
 /** The reference: a bare node:http keep-alive client making the same POSTs. */
-export async function bareClient(ctx: BenchContext): Promise<BareFigures> {
+export async function bareClient(ctx: BenchContext, node?: string): Promise<BareFigures> {
   ctx.api.reset();
   ctx.api.setLatency(CPU_LATENCY_MS);
   progress(`B: bare node:http client, ${fmt(CPU_CALLS)} POSTs at concurrency ${CPU_CONCURRENCY}`);
-  const run: BareRunFigures = await runChild({
-    mode: 'bare',
-    apiUrl: ctx.api.url,
-    apiKey: ctx.apiKey,
-    requests: CPU_CALLS,
-    concurrency: CPU_CONCURRENCY,
-  });
+  const run: BareRunFigures = await runChild(
+    {
+      mode: 'bare',
+      apiUrl: ctx.api.url,
+      apiKey: ctx.apiKey,
+      requests: CPU_CALLS,
+      concurrency: CPU_CONCURRENCY,
+    },
+    {},
+    node,
+  );
   ctx.api.reset();
   const cpuMs = (run.cpuUserUs + run.cpuSystemUs) / 1000;
   return {
@@ -245,4 +262,85 @@ export async function bareClient(ctx: BenchContext): Promise<BareFigures> {
 /** Calls for about STEADY_SECONDS at the limit CONCURRENCY / latency. */
 export function throughputCalls(concurrency: number, latencyMs: number): number {
   return Math.ceil(((concurrency * 1000) / latencyMs) * STEADY_SECONDS);
+}
+
+export interface PairFigures {
+  label: string;
+  callsEach: number;
+  wallSeconds: number;
+  stored: number;
+  duplicates: number;
+  apiRequests: number;
+  rateLimited429: number;
+  outcomes: string[];
+  ok: boolean;
+  failures: string[];
+}
+
+/** Two syncs (their own databases and checkpoints) draining at once through one rate-limited API: one IP. */
+export async function drainPair(
+  ctx: BenchContext,
+  sets: DataSets,
+  options: {
+    label: string;
+    callsEach: number;
+    concurrency: number;
+    apiLatencyMs: number;
+    rateLimit: RateLimit;
+  },
+): Promise<PairFigures> {
+  const pair = [await sets.get(options.callsEach, 1), await sets.get(options.callsEach, 2)];
+  ctx.api.reset();
+  ctx.api.setLatency(options.apiLatencyMs);
+  ctx.api.setRateLimit(options.rateLimit);
+  progress(
+    `${options.label}: 2 syncs x ${fmt(options.callsEach)} calls, CONCURRENCY ${options.concurrency}, limit ${options.rateLimit.perSecond} per ${(options.rateLimit.windowMs ?? 1000) / 1000} s`,
+  );
+  const started = performance.now();
+  const runs = await Promise.all(
+    pair.map((set) =>
+      runChild(
+        {
+          mode: 'sync',
+          db: set.target,
+          apiUrl: ctx.api.url,
+          apiKey: ctx.apiKey,
+          dynamoEndpoint: ctx.dynamo.endpoint,
+          table: ctx.table,
+          owner: `bench-${process.pid}`,
+          settings: {
+            SYNC_ID: `pair-${randomBytes(4).toString('hex')}`,
+            START_FROM: String(set.startFrom),
+            CONCURRENCY: String(options.concurrency),
+          },
+        },
+        { POWERTOOLS_LOG_LEVEL: 'WARN' },
+      ),
+    ),
+  );
+  const wallSeconds = (performance.now() - started) / 1000;
+  const expected = options.callsEach * 2;
+  const failures: string[] = [];
+  const outcomes = runs.map((r) => r.summary.outcome);
+  if (outcomes.some((o) => o !== 'completed')) failures.push(`outcomes ${outcomes.join(', ')}`);
+  if (ctx.api.stored.size !== expected)
+    failures.push(`API stored ${ctx.api.stored.size} of ${expected} calls`);
+  if (ctx.api.duplicates() !== 0) failures.push(`${ctx.api.duplicates()} calls posted twice`);
+  const figures: PairFigures = {
+    label: options.label,
+    callsEach: options.callsEach,
+    wallSeconds,
+    stored: ctx.api.stored.size,
+    duplicates: ctx.api.duplicates(),
+    apiRequests: ctx.api.requestCount,
+    rateLimited429: ctx.api.rateLimitedCount,
+    outcomes,
+    ok: failures.length === 0,
+    failures,
+  };
+  progress(
+    `  ${fmt(figures.wallSeconds, 1)} s, ${fmt(figures.rateLimited429)} of ${fmt(figures.apiRequests)} answered 429${figures.ok ? '' : `; FAILED: ${failures.join('; ')}`}`,
+  );
+  ctx.api.reset();
+  return figures;
 }

@@ -289,13 +289,50 @@ describe('fake DID Optimizer API', () => {
     expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 429]);
     const last = answers[3] as Response;
     expect(last.headers.get('retry-after')).toBe('2');
-    expect(last.headers.get('content-type')).toMatch(/^text\/plain/);
+    // Express's res.send of a string: the message is plain text, labelled text/html.
+    expect(last.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(await last.text()).toBe(RATE_LIMIT_MESSAGE);
     expect(refused.status).toBe(429);
     expect(api.stored.size).toBe(3);
     expect(api.rateLimitedCount).toBe(2);
     api.setRateLimit(null);
     expect((await post(call('8.3'))).status).toBe(200);
+  });
+
+  it("names the window on every /api/ answer as express-rate-limit 8's defaults do", async () => {
+    api.setRateLimit({ perSecond: 2, windowMs: 60_000 });
+    const before = Date.now();
+    const first = await post(call('7.1'));
+    const health = await fetch(`${api.url}/api/health`, { headers: { 'x-api-key': 'test-key' } });
+    const over = await post(call('7.2'));
+    const reset = Number(first.headers.get('x-ratelimit-reset'));
+    expect(first.headers.get('x-ratelimit-limit')).toBe('2');
+    expect(first.headers.get('x-ratelimit-remaining')).toBe('1');
+    // Epoch seconds of the window's end, rounded up; the window opened with the first request.
+    expect(reset * 1000).toBeGreaterThanOrEqual(before + 60_000);
+    expect(reset * 1000).toBeLessThan(Date.now() + 61_000);
+    expect(Date.parse(first.headers.get('date') ?? '')).toBeLessThanOrEqual(Date.now());
+    expect(health.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(over.status).toBe(429);
+    expect(over.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(55);
+    expect(first.headers.get('ratelimit-policy')).toBeNull();
+  });
+
+  it('sends the IETF draft-6 fields in standardHeaders mode, and none in the mode of an API without them', async () => {
+    api.setRateLimit({ perSecond: 3, windowMs: 900_000, headers: 'draft-6' });
+    const answer = await post(call('6.1'));
+    expect(answer.headers.get('ratelimit-policy')).toBe('3;w=900');
+    expect(answer.headers.get('ratelimit-limit')).toBe('3');
+    expect(answer.headers.get('ratelimit-remaining')).toBe('2');
+    expect(answer.headers.get('ratelimit-reset')).toBe('900');
+    expect(answer.headers.get('x-ratelimit-limit')).toBeNull();
+    api.setRateLimit({ perSecond: 1, headers: 'none', retryAfterSeconds: 1 });
+    const plain = await post(call('6.2'));
+    const refused = await post(call('6.3'));
+    expect(plain.headers.get('x-ratelimit-limit')).toBeNull();
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
   });
 
   it('opens a new window when the last one is over, and reset() lifts the limit', async () => {

@@ -50,16 +50,25 @@ export interface FakeDidApiOptions {
 }
 
 /**
- * A fixed-window rate limit as express-rate-limit applies it (per client, before the key check): every
- * request counts, and one over `perSecond` in its window is answered 429 with a plain-text body and
- * `Retry-After`.
+ * A fixed-window rate limit as express-rate-limit 8 applies it on the API's `/api/` routes (per client,
+ * before the key check, its MemoryStore's window opening at the first request after the last one ended):
+ * every request counts, answers carry the window's fields, and one over the limit is answered 429 with
+ * `Retry-After` and a plain-text message (sent by Express as text/html).
  */
 export interface RateLimit {
+  /** Requests allowed per window (express-rate-limit's `limit`). */
   readonly perSecond: number;
-  /** The Retry-After header, default 1. */
+  /** Retry-After of a 429; default as express-rate-limit: seconds left in the window, rounded up. */
   readonly retryAfterSeconds?: number;
-  /** The window, default 1000 ms; windows follow one another from the moment the limit is set. */
+  /** The window, default 1000 ms. */
   readonly windowMs?: number;
+  /**
+   * Which fields name the window: `legacy` (the library's and the API's default: X-RateLimit-Limit,
+   * -Remaining, -Reset in epoch seconds, with Date), `draft-6` (standardHeaders: true, legacyHeaders:
+   * false: RateLimit-Policy, RateLimit-Limit, -Remaining, -Reset in seconds), `both`, or `none` (an API
+   * that names no window: only a 429's Retry-After).
+   */
+  readonly headers?: 'legacy' | 'draft-6' | 'both' | 'none';
 }
 
 /** express-rate-limit's default message. */
@@ -129,7 +138,7 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
   let nextId = 1;
   let scripted: Fault[] = [];
   let conditional: { predicate: (body: Record<string, unknown>) => boolean; fault: Fault } | null = null;
-  let rateLimit: { limit: RateLimit; windowStart: number; hits: number } | null = null;
+  let rateLimit: { limit: RateLimit; resetTime: number; hits: number } | null = null;
   let rateLimitedCount = 0;
   const hung = new Set<ServerResponse>();
   const timers = new Set<NodeJS.Timeout>();
@@ -177,29 +186,48 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
     });
   };
 
-  /** Counts the request in its window; true when it is over the limit. */
-  const overLimit = (): boolean => {
+  /**
+   * Counts the request in its window and sets the window's fields on the answer, as express-rate-limit's
+   * middleware does on arrival; true when the request is over the limit (then Retry-After is set too).
+   */
+  const overLimit = (res: ServerResponse): boolean => {
     if (!rateLimit) return false;
-    const windowMs = rateLimit.limit.windowMs ?? 1000;
+    const { limit } = rateLimit;
+    const windowMs = limit.windowMs ?? 1000;
     const now = Date.now();
-    if (now - rateLimit.windowStart >= windowMs) {
-      rateLimit.windowStart += Math.floor((now - rateLimit.windowStart) / windowMs) * windowMs;
+    if (rateLimit.resetTime <= now) {
       rateLimit.hits = 0;
+      rateLimit.resetTime = now + windowMs;
     }
     rateLimit.hits++;
-    return rateLimit.hits > rateLimit.limit.perSecond;
+    const remaining = Math.max(limit.perSecond - rateLimit.hits, 0);
+    const resetSeconds = Math.max(0, Math.ceil((rateLimit.resetTime - now) / 1000));
+    const mode = limit.headers ?? 'legacy';
+    if (mode === 'legacy' || mode === 'both') {
+      res.setHeader('X-RateLimit-Limit', String(limit.perSecond));
+      res.setHeader('X-RateLimit-Remaining', String(remaining));
+      res.setHeader('Date', new Date(now).toUTCString());
+      res.setHeader('X-RateLimit-Reset', String(Math.ceil(rateLimit.resetTime / 1000)));
+    }
+    if (mode === 'draft-6' || mode === 'both') {
+      res.setHeader('RateLimit-Policy', `${limit.perSecond};w=${Math.ceil(windowMs / 1000)}`);
+      res.setHeader('RateLimit-Limit', String(limit.perSecond));
+      res.setHeader('RateLimit-Remaining', String(remaining));
+      res.setHeader('RateLimit-Reset', String(resetSeconds));
+    }
+    const over = rateLimit.hits > limit.perSecond;
+    if (over) res.setHeader('Retry-After', String(limit.retryAfterSeconds ?? resetSeconds));
+    return over;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> => {
-    // Decided on arrival (the limiter runs first), answered after the same latency as any other answer.
-    const limited = overLimit();
+    // Decided on arrival (the limiter runs first, on /api/ only), answered after the same latency as any
+    // other answer.
+    const limited = (req.url ?? '').startsWith('/api/') && overLimit(res);
     if (latencyMs > 0) await sleep(latencyMs);
     if (limited) {
       rateLimitedCount++;
-      return send(res, 429, RATE_LIMIT_MESSAGE, {
-        'content-type': 'text/plain; charset=utf-8',
-        'retry-after': String(rateLimit?.limit.retryAfterSeconds ?? 1),
-      });
+      return send(res, 429, RATE_LIMIT_MESSAGE, { 'content-type': 'text/html; charset=utf-8' });
     }
     const key = req.headers['x-api-key'];
     const authorized = typeof key === 'string' && validKeys.has(key);
@@ -357,7 +385,7 @@ export async function startFakeDidApi(options: FakeDidApiOptions = {}): Promise<
       latencyMs = ms;
     },
     setRateLimit(limit) {
-      rateLimit = limit === null ? null : { limit, windowStart: Date.now(), hits: 0 };
+      rateLimit = limit === null ? null : { limit, resetTime: 0, hits: 0 };
     },
     get rateLimitedCount() {
       return rateLimitedCount;

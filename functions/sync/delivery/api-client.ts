@@ -1,6 +1,9 @@
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import type { CallResultPayload } from '../calls/payload';
+import { type RateLimitInfo, rateLimitOf } from './rate-limit';
+import type { RateLimitState } from './rate-limit-state';
 
 /**
  * The DID Optimizer API: one POST per call over a pool of keep-alive connections (node:http, no
@@ -26,6 +29,8 @@ export type PostResult =
       readonly body: string;
       readonly location: string | undefined;
       readonly retryAfter: string | undefined;
+      /** The window the API named (X-RateLimit-* or RateLimit-*), if any. */
+      readonly rateLimit: RateLimitInfo | undefined;
     }
   | {
       readonly kind: 'network';
@@ -46,16 +51,27 @@ const MAX_BODY_BYTES = 64 * 1024;
 const EXCERPT_CHARS = 300;
 
 export class DidOptimizerClient {
-  private readonly url: URL;
+  /** The API's scheme, host and port: what its rate limit is kept under. */
+  readonly origin: string;
+  /** Where a spent window's reset is kept across runs and shared with other syncs (none: in memory only). */
+  rateLimitState: RateLimitState | undefined;
+  /** The request's options but its headers, worked out once rather than from a URL on every request. */
+  private readonly target: http.RequestOptions;
   private readonly agent: http.Agent;
   private readonly request: typeof http.request;
 
   constructor(private readonly options: ApiClientOptions) {
-    this.url = new URL(`${options.baseUrl.replace(/\/+$/, '')}/api/v1/call-results`);
-    const secure = this.url.protocol === 'https:';
+    const url = new URL(`${options.baseUrl.replace(/\/+$/, '')}/api/v1/call-results`);
+    this.origin = url.origin;
+    const secure = url.protocol === 'https:';
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, scheduling: 'lifo' as const };
     this.agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.request = secure ? https.request : http.request;
+    this.target = {
+      ...urlToHttpOptions(url),
+      method: 'POST',
+      agent: this.agent,
+    };
   }
 
   /** Posts one call; `key` lets the caller retry with a refreshed key; `timeoutMs` bounds the whole exchange. */
@@ -70,9 +86,8 @@ export class DidOptimizerClient {
         clearTimeout(timer);
         resolve(result);
       };
-      const req = this.request(this.url, {
-        method: 'POST',
-        agent: this.agent,
+      const req = this.request({
+        ...this.target,
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
@@ -98,15 +113,24 @@ export class DidOptimizerClient {
           if (size < MAX_BODY_BYTES) chunks.push(chunk);
           size += chunk.length;
         });
-        res.once('end', () =>
+        res.once('end', () => {
+          const status = res.statusCode ?? 0;
+          // An answer's headers as an object are built on first use: a delivered call needs only the
+          // rate-limit fields, found in the raw list.
+          const raw = res.rawHeaders;
+          const usual = status < 300;
           finish({
             kind: 'answer',
-            status: res.statusCode ?? 0,
-            body: Buffer.concat(chunks).toString('utf8'),
-            location: header(res.headers.location),
-            retryAfter: header(res.headers['retry-after']),
-          }),
-        );
+            status,
+            body:
+              chunks.length === 1
+                ? (chunks[0] as Buffer).toString('utf8')
+                : Buffer.concat(chunks).toString('utf8'),
+            location: usual ? undefined : header(res.headers.location),
+            retryAfter: usual ? undefined : header(res.headers['retry-after']),
+            rateLimit: namesWindow(raw) ? rateLimitOf(res.headers) : undefined,
+          });
+        });
         res.once('error', (error: Error & { code?: string }) =>
           finish({ kind: 'network', error: networkError(error), ambiguous: true }),
         );
@@ -119,6 +143,17 @@ export class DidOptimizerClient {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** Whether the raw header list (name, value, name, value...) has a rate-limit field. */
+function namesWindow(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const c = name.charCodeAt(0) | 0x20;
+    // x-ratelimit-*, ratelimit, ratelimit-*
+    if ((c === 0x78 || c === 0x72) && /^(?:x-)?ratelimit/i.test(name)) return true;
+  }
+  return false;
 }
 
 function header(value: string | string[] | undefined): string | undefined {

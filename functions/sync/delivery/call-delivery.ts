@@ -3,6 +3,7 @@ import type { SyncLog } from '../log';
 import { type RunControl, sleep } from '../run-control';
 import { type ApiKeyProvider, type DidOptimizerClient, excerptOf } from './api-client';
 import type { FailureKind } from './outage-breaker';
+import { type RateLimitWindow, rateLimitWindowOf } from './rate-limit';
 import { classifyAnswer, parseRetryAfter, type RetryPolicy, retryDelayMs, shouldRetry } from './retry-policy';
 import type { Throttle } from './throttle';
 
@@ -40,6 +41,9 @@ export interface DeliveryOptions {
   readonly apiTimeoutMs: number;
 }
 
+/** A spent window whose reset is at least this far is kept for the next runs and the other syncs. */
+const KEEP_SPENT_WINDOW_MS = 10_000;
+
 export class CallDelivery {
   private currentKey: Promise<string> | undefined;
   private refreshedKey: Promise<string> | undefined;
@@ -51,6 +55,10 @@ export class CallDelivery {
    */
   ambiguous = 0;
   rateLimited = 0;
+  private readonly window: RateLimitWindow;
+  /** The kept window read once per run, before the first request. */
+  private restored: Promise<void> | undefined;
+  private stopLogged = false;
 
   constructor(
     private readonly client: DidOptimizerClient,
@@ -60,7 +68,48 @@ export class CallDelivery {
     private readonly throttle: Throttle,
     private readonly log: SyncLog,
     private readonly random: () => number = Math.random,
-  ) {}
+  ) {
+    this.window = rateLimitWindowOf(client.origin);
+    throttle.attach(this.window);
+  }
+
+  /** A window another run or sync spent: known before this run sends anything. */
+  private async restore(): Promise<void> {
+    const state = this.client.rateLimitState;
+    if (!state) return;
+    try {
+      const kept = await state.read(this.client.origin);
+      if (kept) this.window.restore(kept.limit, kept.untilMs, Date.now());
+    } catch (error) {
+      this.log.log('warn', 'rate_limit_state_unread', { error: (error as Error).message });
+    }
+  }
+
+  /** Keeps a spent window's reset for the next runs (rarely: once per window, a reset far enough). */
+  private async keepSpent(now: number): Promise<void> {
+    const spent = this.window.spentToKeep(now, KEEP_SPENT_WINDOW_MS);
+    if (!spent) return;
+    this.log.log('info', 'rate_limit_spent', {
+      limit: spent.limit,
+      resetAt: new Date(spent.untilMs).toISOString(),
+    });
+    const state = this.client.rateLimitState;
+    if (!state) return;
+    await state.write(this.client.origin, spent).catch((error: Error) => {
+      // Another sync kept a later reset already: nothing to do. Anything else only costs the next run a 429.
+      if (error.name !== 'ConditionalCheckFailedException') {
+        this.log.log('warn', 'rate_limit_state_unwritten', { error: error.message });
+      }
+    });
+  }
+
+  private stopped(): DeliveryResult {
+    if (this.control.reason === 'rate_limited' && !this.stopLogged) {
+      this.stopLogged = true;
+      this.log.log('warn', 'rate_limit_stop', { detail: this.control.detail ?? null });
+    }
+    return { kind: 'stopped' };
+  }
 
   private key(): Promise<string> {
     this.currentKey ??= this.keys.key();
@@ -86,8 +135,10 @@ export class CallDelivery {
     const { policy } = this.options;
     let attempt = 0;
     let throttled = 0;
+    this.restored ??= this.restore();
+    await this.restored;
     for (;;) {
-      if (!(await this.throttle.acquire(this.control))) return { kind: 'stopped' };
+      if (!(await this.throttle.acquire(this.control))) return this.stopped();
       if (!this.control.mayStart()) {
         this.throttle.release();
         return { kind: 'stopped' };
@@ -106,8 +157,11 @@ export class CallDelivery {
         key,
         Math.floor(this.control.bound(this.options.apiTimeoutMs)),
       );
+      const answered = Date.now();
+      if (result.kind === 'answer') this.window.observe(result.rateLimit, started, answered);
       this.throttle.release();
-      const durationMs = Date.now() - started;
+      const durationMs = answered - started;
+      if (result.kind === 'answer' && result.rateLimit?.remaining === 0) await this.keepSpent(answered);
 
       let failure: { kind: FailureKind; status: number | null; error: string };
       if (result.kind === 'network') {
@@ -137,9 +191,12 @@ export class CallDelivery {
             throttled++;
             this.rateLimited++;
             const waitMs =
-              parseRetryAfter(result.retryAfter, Date.now()) ??
+              parseRetryAfter(result.retryAfter, answered) ??
               Math.max(1_000, retryDelayMs(throttled, policy, this.random));
-            this.throttle.onRateLimited(waitMs);
+            // An API that names its window is paced by it: the 429 only says another client spent it.
+            const named = result.rateLimit !== undefined;
+            if (named) this.window.refused(answered + waitMs, result.rateLimit);
+            this.throttle.onRateLimited(waitMs, !named);
             this.log.log('warn', 'rate_limited', {
               ...logFields,
               httpStatus: 429,

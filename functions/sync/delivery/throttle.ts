@@ -1,4 +1,5 @@
 import { type RunControl, sleep } from '../run-control';
+import type { RateLimitWindow } from './rate-limit';
 
 /**
  * Politeness towards the API, shared by every worker of a run:
@@ -9,7 +10,11 @@ import { type RunControl, sleep } from '../run-control';
  *   configured CONCURRENCY;
  * - and, since an API's limit is a rate (express-rate-limit counts requests per window), sends are
  *   paced after a 429 at 90% of the rate that met it, which then rises 5% for every second without a
- *   429: a run settles just under the limit instead of meeting it again every few round trips.
+ *   429: a run settles just under the limit instead of meeting it again every few round trips;
+ * - but first, when the API names its window (X-RateLimit-* or RateLimit-*), no request is sent that the
+ *   window is known to refuse: requests in flight count against its Remaining, and a spent window is
+ *   waited out to its reset, or ends the run as `rate_limited` when the reset is past the deadline. The
+ *   429 rules above are then the fallback of an API that names no window.
  */
 export class Throttle {
   private limit: number;
@@ -26,6 +31,9 @@ export class Throttle {
   /** Send times of the last second, to know the rate a 429 met (a queue: `recentHead` is its start). */
   private recent: number[] = [];
   private recentHead = 0;
+  private window: RateLimitWindow | undefined;
+  /** Workers wait for the first answer to say whether and how the API limits: it wakes them all. */
+  private awaitingAnswers = false;
 
   constructor(
     readonly max: number,
@@ -41,6 +49,11 @@ export class Throttle {
 
   get pausedUntilMs(): number {
     return this.pausedUntil;
+  }
+
+  /** Paces by the API's window too (shared with the other runs to the same API in this process). */
+  attach(window: RateLimitWindow): void {
+    this.window = window;
   }
 
   /**
@@ -63,6 +76,27 @@ export class Throttle {
         continue;
       }
       if (this.inFlight < this.limit) {
+        const window = this.window;
+        if (window) {
+          const verdict = window.verdict(now);
+          if (verdict.kind === 'spent') {
+            if (control.deadline !== undefined && verdict.untilMs > control.deadline) {
+              control.stop(
+                'rate_limited',
+                `the API's rate limit (${verdict.limit} requests per window) is spent until ${new Date(verdict.untilMs).toISOString()}, after this run's deadline`,
+              );
+              return false;
+            }
+            await sleep(verdict.untilMs - now, control.signal);
+            continue;
+          }
+          if (verdict.kind === 'await_answers') {
+            if (!window.known) this.awaitingAnswers = true;
+            await this.wait(control, verdict.untilMs - now);
+            continue;
+          }
+          window.sent();
+        }
         this.inFlight++;
         if (!(await this.pace(control, now))) {
           this.release();
@@ -106,6 +140,14 @@ export class Throttle {
 
   release(): void {
     this.inFlight = Math.max(0, this.inFlight - 1);
+    if (this.window) this.window.inFlight = Math.max(0, this.window.inFlight - 1);
+    if (this.awaitingAnswers && this.window?.known) {
+      // The first answer names the window (or says there is none): every worker held back until then
+      // looks again. Later answers wake one worker at a time, as a slot does.
+      this.awaitingAnswers = false;
+      for (const waiter of [...this.waiters]) waiter();
+      return;
+    }
     this.wakeOne();
   }
 
@@ -119,11 +161,14 @@ export class Throttle {
     }
   }
 
-  /** A 429: pause everyone until `retryAfterMs` from now and halve the concurrency once per pause. */
-  onRateLimited(retryAfterMs: number): void {
+  /**
+   * A 429: pause everyone until `retryAfterMs` from now and, when the API named no window (`adapt`),
+   * halve the concurrency once per pause and pace sends.
+   */
+  onRateLimited(retryAfterMs: number, adapt = true): void {
     const now = this.now();
     const until = now + Math.max(0, retryAfterMs);
-    if (now >= this.lastDecrease) {
+    if (adapt && now >= this.lastDecrease) {
       this.limit = Math.max(1, Math.floor(this.limit / 2));
       this.credit = 0;
       let met = 0;
@@ -138,10 +183,12 @@ export class Throttle {
     this.pausedUntil = Math.max(this.pausedUntil, until);
   }
 
-  /** Waits for a slot to open (or the run to stop). */
-  private wait(control: RunControl): Promise<void> {
+  /** Waits for a slot to open (or the run to stop, or `timeoutMs` to pass). */
+  private wait(control: RunControl, timeoutMs?: number): Promise<void> {
     return new Promise((resolve) => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => done(), Math.max(1, timeoutMs));
       const done = () => {
+        if (timer) clearTimeout(timer);
         control.signal.removeEventListener('abort', done);
         const i = this.waiters.indexOf(done);
         if (i >= 0) this.waiters.splice(i, 1);

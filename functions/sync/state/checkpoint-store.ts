@@ -273,7 +273,7 @@ export class CheckpointStore {
   readonly ledger: DeliveryLedger;
 
   constructor(
-    private readonly client: DynamoDBClient,
+    readonly client: DynamoDBClient,
     readonly tableName: string,
     private readonly now: () => number = Date.now,
   ) {
