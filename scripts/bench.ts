@@ -35,8 +35,8 @@ import { createDynamoClient } from '../functions/sync/wiring';
 import { startFakeDidApi } from '../test/support/fake-did-api';
 import { startLocalDynamoDb } from '../test/support/local-dynamodb';
 import { startLocalMariaDb } from '../test/support/local-mariadb';
-import { type BundleFigures, benchBundle } from './bench/bundle';
-import { benchCenter, type CenterFigures } from './bench/center';
+import { benchBundle } from './bench/bundle';
+import { benchCenter } from './bench/center';
 import { CHILD_NODE } from './bench/child';
 import {
   cleanup,
@@ -61,7 +61,6 @@ import {
   type DrainFigures,
   drain,
   drainPair,
-  type PairFigures,
   RATE_CALLS,
   RATE_LATENCY_MS,
   RATE_PER_SECOND,
@@ -74,45 +73,13 @@ import {
 } from './bench/delivery';
 import { benchNodes } from './bench/nodes';
 import { lambdaSizing, printResults } from './bench/report';
+import type { BenchResults, CpuFigures } from './bench/results';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const SECTIONS = sectionsEnv(['A', 'B', 'C', 'D', 'E', 'F', 'G']);
 const API_KEY = 'bench-key';
 const CHECKPOINT_TABLE = 'did-sync-bench';
-
-export interface CpuFigures {
-  /** The child node's version. */
-  node: string;
-  logsOn: DrainFigures;
-  logsOff: DrainFigures;
-  bare: BareFigures;
-  repeats: { logsOn: number[]; logsOff: number[]; bare: number[] };
-  allOk: boolean;
-}
-
-export type RateFigures = DrainFigures & {
-  perSecond: number;
-  windowSeconds: number;
-  idealSeconds: number;
-  share429: number;
-};
-
-export interface BenchResults {
-  center: CenterFigures | null;
-  /** The median run of each kind (by CPU ms per call), and every repeat's CPU ms per call: child node first. */
-  cpu: CpuFigures | null;
-  /** The same on the other nodes (Node 24). */
-  cpuOther: CpuFigures[];
-  throughput: (DrainFigures & { limit: number; fraction: number; steadyFraction: number | null })[];
-  rateLimited: RateFigures[];
-  /** Two syncs behind one IP sharing the 1 s window. */
-  ratePair: PairFigures | null;
-  rss: DrainFigures[];
-  /** Peak RSS as Lambda's Node 24 at 512 MB runs the function, without and with the template's option. */
-  rssLambda: (DrainFigures & { nodeOptions: string })[];
-  bundle: BundleFigures | null;
-}
 
 /** The element whose key is the median (the lower middle one for an even count). */
 function medianBy<T>(items: T[], key: (item: T) => number): T {

@@ -1,8 +1,8 @@
 import { parseSyncSettings } from '../../functions/sync/settings';
-import type { BenchResults, CpuFigures } from '../bench';
 import type { CenterCase } from './center';
 import { fmt, goal, out, printTable } from './common';
 import type { DrainFigures } from './delivery';
+import type { BenchResults, CpuFigures } from './results';
 
 /** The tables of `npm run bench`, and section H derived from the measured figures. */
 
