@@ -15,10 +15,13 @@
  *  F. peak RSS of a run draining 20,000 and 100,000 calls as the CLI runs, and 20,000 on Node 24 as
  *     Lambda runs it at 512 MB, without and with NODE_OPTIONS=--max-semi-space-size=2;
  *  G. the Lambda bundle: size by package, cold require() time on the child node and Node 24;
- *  H. what these mean for a Lambda of 256 / 512 / 1024 MB (derived, no new measurement).
+ *  H. what these mean for a Lambda of 256 / 512 / 1024 MB (derived, no new measurement);
+ *  S. a simulated center day: the center model writes rows as VICIdial does while the engine runs once a
+ *     simulated minute at the defaults, with the hourly reconcile: calls posted by the runs and by repair,
+ *     posted twice, the follow set's peak, the checkpoint item's size (scripts/bench/day.ts).
  *
- * Environment knobs (defaults in brackets): BENCH_SECTIONS [A,B,C,D,E,F,G: E and H are derived, from
- * A, B, F], BENCH_CENTER_CALLS_PER_MINUTE [2000], BENCH_CENTER_HOURS [8], BENCH_CENTER_API_LATENCY_MS [1],
+ * Environment knobs (defaults in brackets): BENCH_SECTIONS [A,B,C,D,E,F,G,S: E and H are derived, from
+ * A, B, F], BENCH_DAY_CALLS_PER_MINUTE [60], BENCH_DAY_HOURS [8], BENCH_CENTER_CALLS_PER_MINUTE [2000], BENCH_CENTER_HOURS [8], BENCH_CENTER_API_LATENCY_MS [1],
  * BENCH_CPU_CALLS [20000], BENCH_CPU_API_LATENCY_MS [50], BENCH_CPU_CONCURRENCY [32], BENCH_CPU_REPEATS [3],
  * BENCH_STEADY_SECONDS [12], BENCH_RATE_CALLS [3000], BENCH_RATE_PER_SECOND [100],
  * BENCH_RATE_API_LATENCY_MS [50], BENCH_RSS_CALLS_SMALL [20000], BENCH_RSS_CALLS [100000],
@@ -50,6 +53,7 @@ import {
   wasInterrupted,
 } from './bench/common';
 import { type BenchContext, createEngineUser } from './bench/context';
+import { benchDay } from './bench/day';
 import {
   type BareFigures,
   bareClient,
@@ -77,7 +81,7 @@ import type { BenchResults, CpuFigures } from './bench/results';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const SECTIONS = sectionsEnv(['A', 'B', 'C', 'D', 'E', 'F', 'G']);
+const SECTIONS = sectionsEnv(['A', 'B', 'C', 'D', 'E', 'F', 'G', 'S']);
 const API_KEY = 'bench-key';
 const CHECKPOINT_TABLE = 'did-sync-bench';
 
@@ -129,6 +133,7 @@ async function main() {
     rss: [],
     rssLambda: [],
     bundle: null,
+    day: null,
   };
 
   // G needs no server: first, on a quiet machine.
@@ -171,6 +176,7 @@ async function main() {
     root,
   };
 
+  if (SECTIONS.has('S')) results.day = await benchDay(ctx);
   if (SECTIONS.has('A') || SECTIONS.has('E')) results.center = await benchCenter(ctx);
 
   const sets = new DataSets(ctx);

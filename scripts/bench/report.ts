@@ -1,6 +1,7 @@
 import { parseSyncSettings } from '../../functions/sync/settings';
 import type { CenterCase } from './center';
 import { fmt, goal, out, printTable } from './common';
+import { dayTable } from './day';
 import type { DrainFigures } from './delivery';
 import type { BenchResults, CpuFigures } from './results';
 
@@ -531,4 +532,5 @@ export function printResults(results: BenchResults, machine: Machine): void {
   rssTable(results);
   bundleTable(results);
   lambdaTable(results);
+  dayTable(results.day);
 }

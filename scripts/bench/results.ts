@@ -1,5 +1,6 @@
 import type { BundleFigures } from './bundle';
 import type { CenterFigures } from './center';
+import type { DayFigures } from './day';
 import type { BareFigures, DrainFigures, PairFigures } from './delivery';
 
 /** What the benchmark measured, section by section: shared by the runner and the report. */
@@ -35,4 +36,6 @@ export interface BenchResults {
   /** Peak RSS as Lambda's Node 24 at 512 MB runs the function, without and with the template's option. */
   rssLambda: (DrainFigures & { nodeOptions: string })[];
   bundle: BundleFigures | null;
+  /** S: a simulated center day. */
+  day: DayFigures | null;
 }
