@@ -12,6 +12,7 @@ import type { SyncSettings } from '../settings';
 import { judgeGrants } from '../source/db-grants';
 import { measureTimeZone } from '../source/time-zone-check';
 import { buildScanQuery, type SqlClient } from '../source/vicidial-log';
+import { checkSk, itemKey } from '../state/keys';
 
 /**
  * `did-sync check` and the Lambda's `{"action":"check"}`: tries every dependency of a run once and
@@ -360,19 +361,16 @@ async function apiChecks(deps: CheckDeps, timeoutMs: number): Promise<HealthVerd
   return judgeHealth(probes);
 }
 
-/** Partition of the sync's items (checkpoint-store.ts keeps it private: the same `sync#<id>`). */
-const partition = (syncId: string) => `sync#${syncId}`;
-
 async function checkpointTableCheck(
   deps: CheckDeps,
   timeoutMs: number,
   now: () => number,
 ): Promise<CheckResult> {
   const { dynamo, table } = deps;
-  const key = {
-    pk: { S: partition(deps.settings.syncId) },
-    sk: { S: `check#${new Date(now()).toISOString()}#${randomBytes(4).toString('hex')}` },
-  };
+  const key = itemKey(
+    deps.settings.syncId,
+    checkSk(new Date(now()).toISOString(), randomBytes(4).toString('hex')),
+  );
   let step = 'write';
   try {
     await bounded(timeoutMs, async (abortSignal) => {
