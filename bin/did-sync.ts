@@ -33,6 +33,7 @@ import {
 import { ReconcileRangeError, reconcile } from '../functions/sync/admin/reconcile';
 import { ResetRefusedError, resetCheckpoint } from '../functions/sync/admin/reset';
 import { traceCall } from '../functions/sync/admin/trace';
+import { isoOf } from '../functions/sync/calls/time';
 import { staticApiKey } from '../functions/sync/delivery/api-client';
 import { FINAL_WRITE_MS, runSync } from '../functions/sync/run/engine';
 import {
@@ -291,7 +292,7 @@ async function main(argv: string[]): Promise<number> {
           });
           if (isNew)
             await err(
-              `did-sync: notice: sync "${syncId}" had no checkpoint yet: this run ${summary.dryRun ? 'would start' : 'started'} it at ${settings.startFrom === undefined ? "one hour before the database's clock (set START_FROM to choose)" : `START_FROM ${new Date(settings.startFrom * 1000).toISOString()}`}`,
+              `did-sync: notice: sync "${syncId}" had no checkpoint yet: this run ${summary.dryRun ? 'would start' : 'started'} it at ${settings.startFrom === undefined ? "one hour before the database's clock (set START_FROM to choose)" : `START_FROM ${isoOf(settings.startFrom)}`}`,
             );
           const failure =
             summary.outcome === 'failed'

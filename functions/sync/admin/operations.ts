@@ -1,5 +1,6 @@
 import { type Cursor, lagSeconds } from '../calls/cursor';
 import { type CallResultPayload, payloadProblem, toPayload } from '../calls/payload';
+import { isoOf } from '../calls/time';
 import { CallDelivery } from '../delivery/call-delivery';
 import { DEFAULT_RETRY_POLICY } from '../delivery/retry-policy';
 import { Throttle } from '../delivery/throttle';
@@ -105,7 +106,7 @@ export async function readStatus(
     syncId,
     exists: state !== undefined,
     cursor: state?.cursor ?? null,
-    cursorTime: state ? new Date(state.cursor.endEpoch * 1000).toISOString() : null,
+    cursorTime: state ? isoOf(state.cursor.endEpoch) : null,
     lagSeconds: lag,
     clock,
     warning: warnings[0] ?? null,
