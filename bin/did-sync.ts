@@ -24,14 +24,13 @@ import {
 } from '../functions/cli/parts';
 import { formatCheckReport, runChecks } from '../functions/sync/admin/check';
 import {
-  type DbClock,
   type DeadLetterFilter,
   listDeadLetters,
-  readStatus,
   replayDeadLetters,
-} from '../functions/sync/admin/operations';
+} from '../functions/sync/admin/dead-letters';
 import { ReconcileRangeError, reconcile } from '../functions/sync/admin/reconcile';
 import { ResetRefusedError, resetCheckpoint } from '../functions/sync/admin/reset';
+import { type DbClock, readStatus } from '../functions/sync/admin/status';
 import { traceCall } from '../functions/sync/admin/trace';
 import { isoOf } from '../functions/sync/calls/time';
 import { staticApiKey } from '../functions/sync/delivery/api-client';

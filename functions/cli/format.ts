@@ -1,6 +1,7 @@
-import { type DeadLetterGroup, groupDeadLetters, type StatusReport } from '../sync/admin/operations';
+import { type DeadLetterGroup, groupDeadLetters } from '../sync/admin/dead-letters';
 import type { HourReport, ReconcileReport } from '../sync/admin/reconcile';
 import type { ResetReport } from '../sync/admin/reset';
+import type { StatusReport } from '../sync/admin/status';
 import type { TraceReport } from '../sync/admin/trace';
 import { isoOf } from '../sync/calls/time';
 import type { RunSummary } from '../sync/run/engine';

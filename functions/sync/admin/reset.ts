@@ -4,7 +4,7 @@ import type { SyncLog } from '../log';
 import { instantProblem, type SyncSettings } from '../settings';
 import type { VicidialLog } from '../source/vicidial-log';
 import type { AdoptRange, CheckpointState, CheckpointStore, SkippedRange } from '../state/checkpoint-store';
-import { readStatus, type StatusReport } from './operations';
+import { readStatus, type StatusReport } from './status';
 
 /**
  * Moving the checkpoint by hand, saying exactly what the next runs will do, and doing it:

@@ -4,7 +4,7 @@ import type { SyncSettings } from '../settings';
 import type { HeldRow, VicidialLog } from '../source/vicidial-log';
 import type { CheckpointState, DeadLetter, ParkedCall, PendingCall } from '../state/checkpoint-store';
 import { hourOf } from '../state/ledger';
-import { listDeadLetters } from './operations';
+import { listDeadLetters } from './dead-letters';
 
 /**
  * `did-sync trace <uniqueid>`: one call's fate, the question operators ask most ("did call X reach the
