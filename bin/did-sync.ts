@@ -22,32 +22,40 @@ import {
   isLabelled,
   labelDynamoErrors,
 } from '../functions/cli/parts';
-import { formatCheckReport, runChecks } from '../functions/sync/admin/check';
 import {
+  CheckpointStore,
+  createDynamoClient,
+  createSync,
+  type DbClock,
   type DeadLetterFilter,
-  listDeadLetters,
-  replayDeadLetters,
-} from '../functions/sync/admin/dead-letters';
-import { ReconcileRangeError, reconcile } from '../functions/sync/admin/reconcile';
-import { ResetRefusedError, resetCheckpoint } from '../functions/sync/admin/reset';
-import { type DbClock, readStatus } from '../functions/sync/admin/status';
-import { traceCall } from '../functions/sync/admin/trace';
-import { isoOf } from '../functions/sync/calls/time';
-import { staticApiKey } from '../functions/sync/delivery/api-client';
-import { FINAL_WRITE_MS, runSync } from '../functions/sync/run/engine';
-import {
   type Env,
+  FINAL_WRITE_MS,
+  failureBeforeRun,
+  formatCheckReport,
+  isoOf,
+  LeaseHeldError,
+  listDeadLetters,
   parseCheckpointSettings,
   parseConnectionSettings,
   parseInstant,
+  ReconcileRangeError,
+  ResetRefusedError,
+  RunHistory,
+  readStatus,
+  reconcile,
+  recordOf,
+  replayDeadLetters,
+  resetCheckpoint,
+  runChecks,
+  runSync,
   SettingError,
-} from '../functions/sync/settings';
-import { VicidialDbConnection } from '../functions/sync/source/db-connection';
-import { CheckpointStore, LeaseHeldError } from '../functions/sync/state/checkpoint-store';
-import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../functions/sync/state/run-history';
-import { setUpTable } from '../functions/sync/state/table-setup';
-import { USER_AGENT } from '../functions/sync/version';
-import { createDynamoClient, createSync } from '../functions/sync/wiring';
+  setUpTable,
+  staticApiKey,
+  traceCall,
+  USER_AGENT,
+  VicidialDbConnection,
+  worthRecording,
+} from '../functions/sync';
 
 /**
  * `did-sync`: the same engine as the Lambda, run by hand or from cron on a VICIdial box.

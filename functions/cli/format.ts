@@ -1,11 +1,15 @@
-import { type DeadLetterGroup, groupDeadLetters } from '../sync/admin/dead-letters';
-import type { HourReport, ReconcileReport } from '../sync/admin/reconcile';
-import type { ResetReport } from '../sync/admin/reset';
-import type { StatusReport } from '../sync/admin/status';
-import type { TraceReport } from '../sync/admin/trace';
-import { isoOf } from '../sync/calls/time';
-import type { RunSummary } from '../sync/run/engine';
-import type { DeadLetter } from '../sync/state/checkpoint-store';
+import {
+  type DeadLetter,
+  type DeadLetterGroup,
+  groupDeadLetters,
+  type HourReport,
+  isoOf,
+  type ReconcileReport,
+  type ResetReport,
+  type RunSummary,
+  type StatusReport,
+  type TraceReport,
+} from '../sync';
 
 /** The text answers of `did-sync`: pure functions of the reports, so `--json` and text never disagree. */
 

@@ -1,7 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { RunSummary } from '../sync/run/engine';
-import { isApiFault } from '../sync/run-control';
-import type { CheckpointSettings } from '../sync/settings';
+import { type CheckpointSettings, isApiFault, type RunSummary } from '../sync';
 
 /**
  * Errors that name the part that failed: "connect ECONNREFUSED 127.0.0.1:39998" does not say it was

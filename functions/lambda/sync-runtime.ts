@@ -3,26 +3,40 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
-import { type CheckReport, runChecks } from '../sync/admin/check';
-import { listDeadLetters, replayDeadLetters } from '../sync/admin/dead-letters';
-import { ReconcileRangeError, type ReconcileReport, reconcile } from '../sync/admin/reconcile';
-import { ResetRefusedError, resetCheckpoint } from '../sync/admin/reset';
-import { readStatus } from '../sync/admin/status';
-import type { DidOptimizerClient } from '../sync/delivery/api-client';
-import { PowertoolsSyncLog } from '../sync/log';
-import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/run/engine';
 import {
+  CheckpointStore,
+  type CheckReport,
+  createApiClient,
+  createDynamoClient,
+  createSync,
+  type DidOptimizerClient,
   type Env,
+  FINAL_WRITE_MS,
+  failureBeforeRun,
+  LeaseHeldError,
+  listDeadLetters,
+  PowertoolsSyncLog,
   parseConnectionSettings,
   parseInstant,
+  ReconcileRangeError,
+  type ReconcileReport,
+  ResetRefusedError,
+  RunHistory,
+  type RunSummary,
+  readStatus,
+  reconcile,
+  recordOf,
+  replayDeadLetters,
+  resetCheckpoint,
+  runChecks,
+  runSync,
   SettingError,
+  type Sync,
+  USER_AGENT,
+  VicidialDbConnection,
   validateApiUrl,
-} from '../sync/settings';
-import { VicidialDbConnection } from '../sync/source/db-connection';
-import { CheckpointStore, LeaseHeldError } from '../sync/state/checkpoint-store';
-import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../sync/state/run-history';
-import { USER_AGENT } from '../sync/version';
-import { createApiClient, createDynamoClient, createSync, type Sync } from '../sync/wiring';
+  worthRecording,
+} from '../sync';
 import {
   InvalidInvocationError,
   type Invocation,
