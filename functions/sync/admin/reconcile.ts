@@ -15,7 +15,7 @@ import { hourOf } from '../state/ledger';
  * cursor cannot see a row that became visible behind it (a clock that lags, an UPDATE held by a table
  * lock, a status filled in late, a lagging replica). For each hour of end_epoch in the range it counts
  * the eligible calls in vicidial_log (the sync's own filters) and looks each one up in the delivery
- * ledger, the dead letters, the pending and parked calls and the repair queue; a call in none of them is
+ * ledger, the dead letters, the followed and parked calls and the repair queue; a call in none of them is
  * **missing**. With `repair`, each missing call is queued (an idempotent put) and the next run delivers
  * it through the ordinary path. Read-only otherwise, and it takes no lease: a run is never skipped for it.
  *
@@ -33,6 +33,7 @@ export interface Counts {
   readonly eligible: number;
   readonly delivered: number;
   readonly deadLettered: number;
+  /** Followed calls (read again each run until final); `pending` in the JSON, a contract. */
   readonly pending: number;
   readonly parked: number;
   /** Missing calls in the repair queue (queued by this reconcile or an earlier one). */
@@ -181,7 +182,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
   );
   for (const note of notes) deps.log.log('info', 'reconcile_range_narrowed', { syncId, note });
   const held = {
-    pending: new Set(state.pending.map((p) => p.uniqueid)),
+    followed: new Set(state.pending.map((p) => p.uniqueid)),
     parked: new Set(state.parked.map((p) => p.uniqueid)),
   };
   const [deadLetters, queuedBefore] = await Promise.all([
@@ -241,7 +242,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
       if (deadLetters.has(uid) || elsewhere.get(uid) === 'dead_lettered') report.deadLettered++;
       else if (ledger.has(uid) || elsewhere.has(uid)) report.delivered++;
       else if (key && twinsAccounted.has(key)) report.delivered++;
-      else if (held.pending.has(uid)) report.pending++;
+      else if (held.followed.has(uid)) report.pending++;
       else if (held.parked.has(uid)) report.parked++;
       else if (queuedBefore.has(uid)) report.queued++;
       else if (skippedByReset(row.end_epoch)) report.skipped++;

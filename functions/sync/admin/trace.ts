@@ -44,6 +44,7 @@ export interface TraceFacts {
   /** The ledger hour (ISO) holding it, and the hours looked at. */
   readonly ledgerHour: string | null;
   readonly hoursSearched: readonly string[];
+  /** Followed: read again each run until its disposition is final (`pending` in the JSON, a contract). */
   readonly pending: PendingCall | null;
   readonly parked: ParkedCall | null;
   readonly queued: { readonly endEpoch: number } | null;
