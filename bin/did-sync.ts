@@ -22,32 +22,42 @@ import {
   isLabelled,
   labelDynamoErrors,
 } from '../functions/cli/parts';
-import { formatCheckReport, runChecks } from '../functions/sync/admin/check';
 import {
+  CheckpointStore,
+  createDynamoClient,
+  createSync,
   type DbClock,
   type DeadLetterFilter,
-  listDeadLetters,
-  readStatus,
-  replayDeadLetters,
-} from '../functions/sync/admin/operations';
-import { ReconcileRangeError, reconcile } from '../functions/sync/admin/reconcile';
-import { ResetRefusedError, resetCheckpoint } from '../functions/sync/admin/reset';
-import { traceCall } from '../functions/sync/admin/trace';
-import { staticApiKey } from '../functions/sync/delivery/api-client';
-import { FINAL_WRITE_MS, runSync } from '../functions/sync/run/engine';
-import {
   type Env,
+  FINAL_WRITE_MS,
+  failureBeforeRun,
+  isoOf,
+  LeaseHeldError,
   parseCheckpointSettings,
   parseConnectionSettings,
   parseInstant,
+  RunHistory,
+  recordOf,
+  runSync,
   SettingError,
-} from '../functions/sync/settings';
-import { VicidialDbConnection } from '../functions/sync/source/db-connection';
-import { CheckpointStore, LeaseHeldError } from '../functions/sync/state/checkpoint-store';
-import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../functions/sync/state/run-history';
-import { setUpTable } from '../functions/sync/state/table-setup';
-import { USER_AGENT } from '../functions/sync/version';
-import { createDynamoClient, createSync } from '../functions/sync/wiring';
+  setUpTable,
+  staticApiKey,
+  USER_AGENT,
+  VicidialDbConnection,
+  worthRecording,
+} from '../functions/sync';
+import {
+  formatCheckReport,
+  listDeadLetters,
+  ReconcileRangeError,
+  ResetRefusedError,
+  readStatus,
+  reconcile,
+  replayDeadLetters,
+  resetCheckpoint,
+  runChecks,
+  traceCall,
+} from '../functions/sync/admin';
 
 /**
  * `did-sync`: the same engine as the Lambda, run by hand or from cron on a VICIdial box.
@@ -291,7 +301,7 @@ async function main(argv: string[]): Promise<number> {
           });
           if (isNew)
             await err(
-              `did-sync: notice: sync "${syncId}" had no checkpoint yet: this run ${summary.dryRun ? 'would start' : 'started'} it at ${settings.startFrom === undefined ? "one hour before the database's clock (set START_FROM to choose)" : `START_FROM ${new Date(settings.startFrom * 1000).toISOString()}`}`,
+              `did-sync: notice: sync "${syncId}" had no checkpoint yet: this run ${summary.dryRun ? 'would start' : 'started'} it at ${settings.startFrom === undefined ? "one hour before the database's clock (set START_FROM to choose)" : `START_FROM ${isoOf(settings.startFrom)}`}`,
             );
           const failure =
             summary.outcome === 'failed'

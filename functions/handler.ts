@@ -5,7 +5,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createRunMetrics } from './lambda/run-metrics';
 import { type RuntimeDeps, SyncRuntime } from './lambda/sync-runtime';
-import type { Env } from './sync/settings';
+import type { Env } from './sync';
 
 /**
  * The Lambda entry point: a thin adapter that validates the event and hands it to the same engine the

@@ -8,6 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { partitionKey } from '../functions/sync/state/keys';
 import type { SyncConfig } from './settings';
 import { PropsError, requireInteger } from './validation';
 
@@ -79,8 +80,11 @@ export interface SyncFunctionProps {
   readonly reservedConcurrency: number;
 }
 
-/** Partition key of every item of one sync (checkpoint, ledger, dead letters, repairs, check probes). */
-export const syncPartitionKey = (syncId: string) => `sync#${syncId}`;
+/**
+ * Partition key of every item of one sync (checkpoint, ledger, dead letters, repairs, check probes):
+ * the function's own key builder, so the IAM condition cannot drift from the keys it writes.
+ */
+export const syncPartitionKey = partitionKey;
 
 /** Lambda's cap on a function's environment (keys and values together). */
 const ENVIRONMENT_BYTES = 4096;

@@ -7,7 +7,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import mysql from 'mysql2/promise';
 import { createHandler } from '../functions/handler';
-import type { StatusReport } from '../functions/sync/admin/operations';
+import type { StatusReport } from '../functions/sync/admin/status';
 import type { RunSummary } from '../functions/sync/run/engine';
 import { CheckpointStore } from '../functions/sync/state/checkpoint-store';
 import { createDynamoClient } from '../functions/sync/wiring';

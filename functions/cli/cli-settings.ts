@@ -2,22 +2,24 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { parseLambdaSettings, type SyncEntry, syncSettings } from '../lambda/lambda-settings';
 import { SecretCache } from '../lambda/secret-cache';
 import { readApiSecret, SecretDbCredentials, secretApiKey } from '../lambda/secret-credentials';
-import { type ApiKeyProvider, staticApiKey } from '../sync/delivery/api-client';
 import {
+  type ApiKeyProvider,
   type ApiSettings,
+  type CheckpointStore,
+  type DbCredentialSource,
   type DbSettings,
   type Env,
   parseApiSettings,
+  parseDbSettings,
   parseSyncSettings,
   SettingError,
   SYNC_ID,
   SYNC_ID_RULE,
   type SyncSettings,
+  staticApiKey,
+  staticCredentials,
   validateApiUrl,
-} from '../sync/settings';
-import { type DbCredentialSource, staticCredentials } from '../sync/source/db-connection';
-import { parseDbSettings } from '../sync/source/db-settings';
-import type { CheckpointStore } from '../sync/state/checkpoint-store';
+} from '../sync';
 import { labelErrors } from './parts';
 
 /**

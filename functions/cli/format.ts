@@ -1,13 +1,17 @@
-import { type DeadLetterGroup, groupDeadLetters, type StatusReport } from '../sync/admin/operations';
-import type { HourReport, ReconcileReport } from '../sync/admin/reconcile';
-import type { ResetReport } from '../sync/admin/reset';
-import type { TraceReport } from '../sync/admin/trace';
-import type { RunSummary } from '../sync/run/engine';
-import type { DeadLetter } from '../sync/state/checkpoint-store';
+import {
+  type DeadLetter,
+  type DeadLetterGroup,
+  type HourReport,
+  isoOf,
+  type ReconcileReport,
+  type ResetReport,
+  type RunSummary,
+  type StatusReport,
+  type TraceReport,
+} from '../sync';
+import { groupDeadLetters } from '../sync/admin';
 
 /** The text answers of `did-sync`: pure functions of the reports, so `--json` and text never disagree. */
-
-const iso = (epoch: number) => new Date(epoch * 1000).toISOString();
 
 export function formatRunSummary(summary: RunSummary): string {
   const lines = [
@@ -15,7 +19,7 @@ export function formatRunSummary(summary: RunSummary): string {
     `  delivered ${summary.delivered}, retried ${summary.retried}, ambiguous ${summary.ambiguous}, rate-limited ${summary.rateLimited}, dead-lettered ${summary.deadLettered}`,
     `  pending ${summary.pending} (resolved ${summary.pendingResolved}), parked ${summary.parked} (new ${summary.parkedNew}, recovered ${summary.recovered}), skipped as delivered ${summary.skippedAhead}`,
     `  batches ${summary.batches}, calls read ${summary.callsRead}, checkpoints ${summary.checkpoints}, concurrency ${summary.concurrency}`,
-    `  cursor ${summary.cursor ? `${iso(summary.cursor.endEpoch)} ${summary.cursor.uniqueid}` : '-'}, lag ${summary.lagSeconds ?? '-'} s, ${(summary.durationMs / 1000).toFixed(1)} s`,
+    `  cursor ${summary.cursor ? `${isoOf(summary.cursor.endEpoch)} ${summary.cursor.uniqueid}` : '-'}, lag ${summary.lagSeconds ?? '-'} s, ${(summary.durationMs / 1000).toFixed(1)} s`,
   ];
   if (summary.detail) lines.push(`  ${summary.detail}`);
   if (summary.lease) lines.push(`  lease held by ${summary.lease.owner} until ${summary.lease.expiresAt}`);
@@ -37,7 +41,7 @@ export function formatStatus(status: StatusReport): string {
     `  parked       ${status.parked}`,
     ...status.parkedCalls.map(
       (p) =>
-        `    ${p.uniqueid} ended ${iso(p.endEpoch)}, failed in ${p.failures} run(s) since ${iso(p.firstFailedAt)}, last HTTP ${p.lastStatus ?? 'none'}`,
+        `    ${p.uniqueid} ended ${isoOf(p.endEpoch)}, failed in ${p.failures} run(s) since ${isoOf(p.firstFailedAt)}, last HTTP ${p.lastStatus ?? 'none'}`,
     ),
     `  queued       ${status.queuedRepairs} (repairs for the next run)`,
     `  dead letters ${status.deadLetters}`,
@@ -94,10 +98,10 @@ export function formatTrace(t: TraceReport): string {
     `call ${t.uniqueid} (sync ${t.syncId}): ${t.verdict.replace('_', ' ')}`,
     `  ${t.summary}`,
     row
-      ? `  row          status ${row.status ?? '-'}, campaign ${row.campaign_id ?? '-'}, ended ${row.end_epoch > 0 ? iso(row.end_epoch) : '-'}, length ${row.length_in_sec ?? '-'} s, ${t.eligible ? 'eligible' : `not eligible (${t.whyNotEligible})`}, ${row.beyond_cursor === 1 ? 'after' : 'behind'} the cursor`
+      ? `  row          status ${row.status ?? '-'}, campaign ${row.campaign_id ?? '-'}, ended ${row.end_epoch > 0 ? isoOf(row.end_epoch) : '-'}, length ${row.length_in_sec ?? '-'} s, ${t.eligible ? 'eligible' : `not eligible (${t.whyNotEligible})`}, ${row.beyond_cursor === 1 ? 'after' : 'behind'} the cursor`
       : '  row          none in vicidial_log',
     `  ledger       ${t.ledgerHour ? `hour ${t.ledgerHour}` : 'not recorded'}${t.hoursSearched.length ? ` (searched ${t.hoursSearched[0]} .. ${t.hoursSearched.at(-1)})` : ''}`,
-    `  followed     ${t.pending ? `since ${iso(t.pending.firstSeen)}` : 'no'}`,
+    `  followed     ${t.pending ? `since ${isoOf(t.pending.firstSeen)}` : 'no'}`,
     `  parked       ${t.parked ? `${t.parked.failures} failed run(s), last HTTP ${t.parked.lastStatus ?? 'none'}` : 'no'}`,
     `  queued       ${t.queued ? 'yes (repair)' : 'no'}`,
     `  dead letter  ${t.deadLetter ? `${t.deadLetter.reason}${t.deadLetter.responseExcerpt ? `; the API answered: ${t.deadLetter.responseExcerpt}` : ''}` : 'no'}`,

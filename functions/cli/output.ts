@@ -1,6 +1,6 @@
 import { Console } from 'node:console';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { PowertoolsSyncLog } from '../sync/log';
+import { PowertoolsSyncLog } from '../sync';
 
 /**
  * Where the command's output goes. stdout carries only the answer (one JSON document with --json);

@@ -1,6 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { RunSummary } from '../sync/run/engine';
-import type { CheckpointSettings } from '../sync/settings';
+import { type CheckpointSettings, isApiFault, type RunSummary } from '../sync';
 
 /**
  * Errors that name the part that failed: "connect ECONNREFUSED 127.0.0.1:39998" does not say it was
@@ -75,10 +74,8 @@ export function failureLine(summary: RunSummary, parts: PartLabels): string | un
       return detail.includes('checkpoint table') ? detail : `${parts.dynamo}: ${detail}`;
     case 'api_auth':
       return `API key from ${parts.apiKey ?? 'API_KEY'} refused by ${parts.apiUrl ?? 'the API'}: ${detail}`;
-    case 'api_unavailable':
-    case 'api_misconfigured':
-      return `API ${parts.apiUrl ?? ''}: ${detail}`;
     default:
-      return detail || undefined;
+      // The API's other faults (down, misconfigured): the detail says which.
+      return isApiFault(summary.reason) ? `API ${parts.apiUrl ?? ''}: ${detail}` : detail || undefined;
   }
 }

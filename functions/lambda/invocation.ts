@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { SYNC_ID, SYNC_ID_RULE } from '../sync/settings';
+import { SYNC_ID, SYNC_ID_RULE } from '../sync';
 import { InvalidInvocationError, isScheduledEvent, parseScheduledEvent } from './scheduled-event';
 import './zod-messages';
 

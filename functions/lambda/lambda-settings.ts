@@ -10,7 +10,7 @@ import {
   SYNC_ID,
   SYNC_ID_RULE,
   type SyncSettings,
-} from '../sync/settings';
+} from '../sync';
 import './zod-messages';
 
 /**

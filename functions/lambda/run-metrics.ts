@@ -1,7 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { RunSummary } from '../sync/run/engine';
-import type { Env } from '../sync/settings';
+import type { Env, RunSummary } from '../sync';
 
 /**
  * A run's numbers as CloudWatch metrics, in Embedded Metric Format: one JSON blob on stdout per run

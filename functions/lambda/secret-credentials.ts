@@ -1,6 +1,4 @@
-import type { ApiKeyProvider } from '../sync/delivery/api-client';
-import type { DbSettings } from '../sync/settings';
-import type { DbCredentialSource } from '../sync/source/db-connection';
+import type { ApiKeyProvider, DbCredentialSource, DbSettings } from '../sync';
 import { parseSecretJson, type SecretCache, SecretFormatError } from './secret-cache';
 
 /**

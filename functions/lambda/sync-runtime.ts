@@ -3,23 +3,32 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
-import type { CheckReport } from '../sync/admin/check';
-import type { ReconcileReport } from '../sync/admin/reconcile';
-import type { DidOptimizerClient } from '../sync/delivery/api-client';
-import { PowertoolsSyncLog } from '../sync/log';
-import { FINAL_WRITE_MS, type RunSummary, runSync } from '../sync/run/engine';
 import {
+  CheckpointStore,
+  type CheckReport,
+  createApiClient,
+  createDynamoClient,
+  createSync,
+  type DidOptimizerClient,
   type Env,
+  FINAL_WRITE_MS,
+  failureBeforeRun,
+  LeaseHeldError,
+  PowertoolsSyncLog,
   parseConnectionSettings,
   parseInstant,
+  type ReconcileReport,
+  RunHistory,
+  type RunSummary,
+  recordOf,
+  runSync,
   SettingError,
+  type Sync,
+  USER_AGENT,
+  VicidialDbConnection,
   validateApiUrl,
-} from '../sync/settings';
-import { VicidialDbConnection } from '../sync/source/db-connection';
-import { CheckpointStore, LeaseHeldError } from '../sync/state/checkpoint-store';
-import { failureBeforeRun, RunHistory, recordOf, worthRecording } from '../sync/state/run-history';
-import { USER_AGENT } from '../sync/version';
-import { createApiClient, createDynamoClient, createSync, type Sync } from '../sync/wiring';
+  worthRecording,
+} from '../sync';
 import { type Invocation, parseInvocation } from './invocation';
 import { type LambdaSettings, parseLambdaSettings, syncSettings } from './lambda-settings';
 import { recordReconcileMetrics, recordRunMetrics } from './run-metrics';
@@ -33,8 +42,7 @@ import { type ApiSecret, readApiSecret, SecretDbCredentials, secretApiKey } from
  * stay static: imported lazily, their `zod/mini` namespace would drag zod's locale index into the bundle
  * (test/unit/bundle.test.ts); a scheduled event is checked without them.
  */
-const operations = () => import('../sync/admin/operations');
-const resets = () => import('../sync/admin/reset');
+const admin = () => import('../sync/admin');
 
 /** Errors that refuse what a manual caller asked for, as opposed to failures of a part. */
 function isRefusal(error: unknown): error is Error {
@@ -152,7 +160,7 @@ export class SyncRuntime {
       case 'sync':
         return this.sync(invocation, context);
       case 'status':
-        return (await operations()).readStatus(
+        return (await admin()).readStatus(
           this.store,
           invocation.syncId,
           () =>
@@ -171,7 +179,7 @@ export class SyncRuntime {
           );
         }
         const sync = await this.createSync(invocation.syncId);
-        return (await resets()).resetCheckpoint(
+        return (await admin()).resetCheckpoint(
           this.store,
           sync.calls,
           invocation.syncId,
@@ -191,12 +199,12 @@ export class SyncRuntime {
       case 'dead-letters': {
         if (invocation.replay) {
           const sync = await this.createSync(invocation.syncId);
-          return (await operations()).replayDeadLetters(sync, {
+          return (await admin()).replayDeadLetters(sync, {
             owner: `lambda:${context.awsRequestId}`,
             deadline: deadlineOf(context),
           });
         }
-        const letters = await (await operations()).listDeadLetters(this.store, invocation.syncId);
+        const letters = await (await admin()).listDeadLetters(this.store, invocation.syncId);
         // A Lambda response is capped at 6 MB: show the oldest letters and the total.
         return { syncId: invocation.syncId, total: letters.length, deadLetters: letters.slice(0, 200) };
       }
@@ -229,7 +237,7 @@ export class SyncRuntime {
       since = (until ?? state?.cursor.endEpoch ?? Math.floor(Date.now() / 1000)) - invocation.hours * 3600;
     }
     const sync = await this.createSync(invocation.syncId);
-    const { reconcile } = await import('../sync/admin/reconcile');
+    const { reconcile } = await admin();
     const report = await reconcile(sync, {
       since,
       ...(until === undefined ? {} : { until }),
@@ -300,7 +308,7 @@ export class SyncRuntime {
   private async check(syncId: string): Promise<CheckReport> {
     const entry = this.settings.syncs.get(syncId);
     if (!entry) throw new InvalidInvocationError(`invalid invocation: syncId: unknown sync "${syncId}"`);
-    const { runChecks } = await import('../sync/admin/check');
+    const { runChecks } = await admin();
     return runChecks({
       settings: syncSettings(this.settings, syncId),
       db: this.connection,

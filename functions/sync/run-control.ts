@@ -18,6 +18,22 @@ export type StopReason =
   | 'dead_letter_error'
   | 'pending_full';
 
+/**
+ * Stops that are the API's fault: it is down, refuses the key, or answers in a way no retry fixes.
+ * The run does not blame the calls it was sending for them (they are not parked), and operators are
+ * told to look at the API.
+ */
+export const API_FAULT_STOPS = [
+  'api_unavailable',
+  'api_misconfigured',
+  'api_auth',
+] as const satisfies readonly StopReason[];
+export type ApiFaultStop = (typeof API_FAULT_STOPS)[number];
+
+export function isApiFault(reason: string | undefined): reason is ApiFaultStop {
+  return (API_FAULT_STOPS as readonly (string | undefined)[]).includes(reason);
+}
+
 /** Stops that end a run as `partial`: the next run simply goes on. The rest end it as `failed`. */
 export const PLANNED_STOPS: ReadonlySet<StopReason> = new Set(['max_batches', 'time_budget', 'rate_limited']);
 

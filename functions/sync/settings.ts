@@ -1,3 +1,5 @@
+import { isoOf } from './calls/time';
+
 /**
  * Settings of a sync, read from environment-style key/value pairs (the process environment, a `.env`
  * file, or the Lambda's configuration). Every mistake is reported as one line naming the setting and why,
@@ -183,9 +185,9 @@ export function instantProblem(
   clock = "the database's clock",
 ): string | undefined {
   if (epoch > MILLISECONDS_THRESHOLD) return `${epoch} looks like milliseconds; give epoch seconds`;
-  if (epoch < EARLIEST_INSTANT) return `${new Date(epoch * 1000).toISOString()} is before 2000-01-01`;
+  if (epoch < EARLIEST_INSTANT) return `${isoOf(epoch)} is before 2000-01-01`;
   if (nowEpoch !== undefined && epoch > nowEpoch) {
-    return `${new Date(epoch * 1000).toISOString()} is after ${clock} (${new Date(nowEpoch * 1000).toISOString()}): no call would ever be read`;
+    return `${isoOf(epoch)} is after ${clock} (${isoOf(nowEpoch)}): no call would ever be read`;
   }
   return undefined;
 }

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { replayDeadLetters } from '../../functions/sync/admin/operations';
+import { replayDeadLetters } from '../../functions/sync/admin/dead-letters';
 import { staticApiKey } from '../../functions/sync/delivery/api-client';
 import { generateCalls, insertCalls, makeCall, setStatus } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';

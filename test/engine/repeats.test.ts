@@ -209,7 +209,7 @@ describe('one gate before every post (R3)', () => {
   it('a dead letter the ledger records as delivered is not replayed', async () => {
     const { env, rows } = await calls(5, 'replay-gate');
     await h.run(env);
-    const { replayDeadLetters } = await import('../../functions/sync/admin/operations');
+    const { replayDeadLetters } = await import('../../functions/sync/admin/dead-letters');
     const call = rows[2] as (typeof rows)[number];
     await h.store.putDeadLetter({
       syncId: 'replay-gate',

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { replayDeadLetters } from '../../functions/sync/admin/operations';
+import { replayDeadLetters } from '../../functions/sync/admin/dead-letters';
 import { insertCalls, makeCall, setStatus } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
 

@@ -15,6 +15,7 @@ import {
 } from '../../functions/sync/settings';
 import { type DbCredentialSource, staticCredentials } from '../../functions/sync/source/db-connection';
 import { CheckpointStore } from '../../functions/sync/state/checkpoint-store';
+import { itemKey, SORT_KEYS } from '../../functions/sync/state/keys';
 import { createDynamoClient, createSync, type Sync } from '../../functions/sync/wiring';
 import { type FakeDidApi, startFakeDidApi } from './fake-did-api';
 import { type LocalDynamoDb, startLocalDynamoDb } from './local-dynamodb';
@@ -156,7 +157,7 @@ export async function startHarness(serverUrl: string, name = 'h'): Promise<Harne
       await client.send(
         new UpdateItemCommand({
           TableName: table,
-          Key: { pk: { S: `sync#${syncId}` }, sk: { S: 'checkpoint' } },
+          Key: itemKey(syncId, SORT_KEYS.checkpoint),
           UpdateExpression: 'SET leaseExpiresAt = :past',
           ExpressionAttributeValues: { ':past': { N: String(Date.now() - 1) } },
         }),

@@ -1,5 +1,6 @@
 import { cursorAt } from '../calls/cursor';
 import { type CallRow, isEligible } from '../calls/payload';
+import { isoOf } from '../calls/time';
 import { twinKey } from '../calls/twins';
 import type { SyncLog } from '../log';
 import { RunControl } from '../run-control';
@@ -14,7 +15,7 @@ import { hourOf } from '../state/ledger';
  * cursor cannot see a row that became visible behind it (a clock that lags, an UPDATE held by a table
  * lock, a status filled in late, a lagging replica). For each hour of end_epoch in the range it counts
  * the eligible calls in vicidial_log (the sync's own filters) and looks each one up in the delivery
- * ledger, the dead letters, the pending and parked calls and the repair queue; a call in none of them is
+ * ledger, the dead letters, the followed and parked calls and the repair queue; a call in none of them is
  * **missing**. With `repair`, each missing call is queued (an idempotent put) and the next run delivers
  * it through the ordinary path. Read-only otherwise, and it takes no lease: a run is never skipped for it.
  *
@@ -32,6 +33,7 @@ export interface Counts {
   readonly eligible: number;
   readonly delivered: number;
   readonly deadLettered: number;
+  /** Followed calls (read again each run until final); `pending` in the JSON, a contract. */
   readonly pending: number;
   readonly parked: number;
   /** Missing calls in the repair queue (queued by this reconcile or an earlier one). */
@@ -81,8 +83,6 @@ export interface ReconcileOptions {
   readonly deadline?: number;
 }
 
-const iso = (epoch: number) => new Date(epoch * 1000).toISOString();
-
 /** A range that cannot be meant: refused before anything is read, with the fix in the message. */
 export class ReconcileRangeError extends Error {
   constructor(message: string) {
@@ -118,29 +118,31 @@ export function checkRange(
     if (value > MILLISECONDS_THRESHOLD)
       throw new ReconcileRangeError(`${name}: ${value} looks like milliseconds; give epoch seconds`);
     if (value < EARLIEST_INSTANT)
-      throw new ReconcileRangeError(`${name}: ${iso(value)} is before 2000-01-01`);
+      throw new ReconcileRangeError(`${name}: ${isoOf(value)} is before 2000-01-01`);
     if (value > ctx.now)
       throw new ReconcileRangeError(
-        `${name}: ${iso(value)} is after the database's clock (${iso(ctx.now)})${name === 'until' ? '; leave until out to reconcile up to the cursor' : ''}`,
+        `${name}: ${isoOf(value)} is after the database's clock (${isoOf(ctx.now)})${name === 'until' ? '; leave until out to reconcile up to the cursor' : ''}`,
       );
   }
   if (asked.until !== undefined && asked.since >= asked.until)
-    throw new ReconcileRangeError(`since (${iso(asked.since)}) must be before until (${iso(asked.until)})`);
+    throw new ReconcileRangeError(
+      `since (${isoOf(asked.since)}) must be before until (${isoOf(asked.until)})`,
+    );
   if (asked.since >= ctx.cursor)
     throw new ReconcileRangeError(
-      `since: ${iso(asked.since)} is at or after the sync's cursor (${iso(ctx.cursor)}): the sync has not read those calls yet`,
+      `since: ${isoOf(asked.since)} is at or after the sync's cursor (${isoOf(ctx.cursor)}): the sync has not read those calls yet`,
     );
   const notes: string[] = [];
   let since = asked.since;
   let until = asked.until ?? ctx.cursor;
   if (until > ctx.cursor) {
-    notes.push(`until narrowed to the cursor ${iso(ctx.cursor)}: the sync has not read later calls yet`);
+    notes.push(`until narrowed to the cursor ${isoOf(ctx.cursor)}: the sync has not read later calls yet`);
     until = ctx.cursor;
   }
   const ledgerStart = ctx.ledgerSince ?? ctx.cursor;
   if (since < ledgerStart) {
     notes.push(
-      `since narrowed to the ledger start ${iso(ledgerStart)}: calls before it were delivered before the ledger recorded them`,
+      `since narrowed to the ledger start ${isoOf(ledgerStart)}: calls before it were delivered before the ledger recorded them`,
     );
     since = ledgerStart;
   }
@@ -149,7 +151,7 @@ export function checkRange(
   const unexpired = hourOf(ctx.now - ctx.ledgerDays * 86_400) + 3600;
   if (since < unexpired) {
     notes.push(
-      `since narrowed to ${iso(unexpired)}: ledger hours before it have expired (LEDGER_DAYS=${ctx.ledgerDays}); their calls cannot be checked`,
+      `since narrowed to ${isoOf(unexpired)}: ledger hours before it have expired (LEDGER_DAYS=${ctx.ledgerDays}); their calls cannot be checked`,
     );
     since = unexpired;
   }
@@ -180,7 +182,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
   );
   for (const note of notes) deps.log.log('info', 'reconcile_range_narrowed', { syncId, note });
   const held = {
-    pending: new Set(state.pending.map((p) => p.uniqueid)),
+    followed: new Set(state.pending.map((p) => p.uniqueid)),
     parked: new Set(state.parked.map((p) => p.uniqueid)),
   };
   const [deadLetters, queuedBefore] = await Promise.all([
@@ -240,7 +242,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
       if (deadLetters.has(uid) || elsewhere.get(uid) === 'dead_lettered') report.deadLettered++;
       else if (ledger.has(uid) || elsewhere.has(uid)) report.delivered++;
       else if (key && twinsAccounted.has(key)) report.delivered++;
-      else if (held.pending.has(uid)) report.pending++;
+      else if (held.followed.has(uid)) report.pending++;
       else if (held.parked.has(uid)) report.parked++;
       else if (queuedBefore.has(uid)) report.queued++;
       else if (skippedByReset(row.end_epoch)) report.skipped++;
@@ -250,7 +252,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
         deps.log.log('warn', 'call_missing', {
           syncId,
           uniqueid: uid,
-          hour: iso(bucket.hour),
+          hour: isoOf(bucket.hour),
           endEpoch: row.end_epoch,
           campaignId: row.campaign_id,
           behindCursorSeconds: state.cursor.endEpoch - row.end_epoch,
@@ -267,7 +269,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
       }
     }
     for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += report[k];
-    hours.push({ hour: iso(bucket.hour), ...report });
+    hours.push({ hour: isoOf(bucket.hour), ...report });
   };
 
   const buckets = new Map<number, Bucket>();
@@ -303,17 +305,17 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions):
       if (chunk.caughtUp || next >= until) break;
     }
   }
-  for (const bucket of buckets.values()) notReached.push(iso(bucket.hour));
+  for (const bucket of buckets.values()) notReached.push(isoOf(bucket.hour));
   const report: ReconcileReport = {
     syncId,
     requested: {
-      since: iso(options.since),
-      until: options.until === undefined ? null : iso(options.until),
+      since: isoOf(options.since),
+      until: options.until === undefined ? null : isoOf(options.until),
     },
-    since: iso(since),
-    until: iso(until),
+    since: isoOf(since),
+    until: isoOf(until),
     notes,
-    ledgerSince: ledgerSince === null ? null : iso(ledgerSince),
+    ledgerSince: ledgerSince === null ? null : isoOf(ledgerSince),
     ...totals,
     missingUniqueids,
     hours,

@@ -1,9 +1,10 @@
 import { cursorAt } from '../calls/cursor';
+import { isoOf } from '../calls/time';
 import type { SyncLog } from '../log';
 import { instantProblem, type SyncSettings } from '../settings';
 import type { VicidialLog } from '../source/vicidial-log';
 import type { AdoptRange, CheckpointState, CheckpointStore, SkippedRange } from '../state/checkpoint-store';
-import { readStatus, type StatusReport } from './operations';
+import { readStatus, type StatusReport } from './status';
 
 /**
  * Moving the checkpoint by hand, saying exactly what the next runs will do, and doing it:
@@ -98,8 +99,6 @@ async function tally(
   return { eligible: rows.length, delivered, deadLettered, undelivered };
 }
 
-const iso = (epoch: number) => new Date(epoch * 1000).toISOString();
-
 export async function resetCheckpoint(
   store: CheckpointStore,
   calls: ResetCalls | undefined,
@@ -154,7 +153,7 @@ export async function resetCheckpoint(
     }
     if (t.undelivered > 0) {
       throw new ResetRefusedError(
-        `${t.undelivered} eligible call(s) ending between ${iso(from)} and ${iso(toEpoch)} were never delivered and would be skipped: pass --skip-undelivered (action "skipUndelivered": true) to skip them (reconcile then reports them as skipped by this reset)`,
+        `${t.undelivered} eligible call(s) ending between ${isoOf(from)} and ${isoOf(toEpoch)} were never delivered and would be skipped: pass --skip-undelivered (action "skipUndelivered": true) to skip them (reconcile then reports them as skipped by this reset)`,
       );
     }
   }
@@ -188,7 +187,7 @@ export async function resetCheckpoint(
     syncId,
     direction,
     cursorEpoch: state.cursor.endEpoch,
-    cursorTime: iso(state.cursor.endEpoch),
+    cursorTime: isoOf(state.cursor.endEpoch),
     previousCursorEpoch: from ?? null,
     fence: state.fence,
     force: options.force,

@@ -1,9 +1,10 @@
 import { type CallRow, isEligible } from '../calls/payload';
+import { isoOf } from '../calls/time';
 import type { SyncSettings } from '../settings';
 import type { HeldRow, VicidialLog } from '../source/vicidial-log';
 import type { CheckpointState, DeadLetter, ParkedCall, PendingCall } from '../state/checkpoint-store';
 import { hourOf } from '../state/ledger';
-import { listDeadLetters } from './operations';
+import { listDeadLetters } from './dead-letters';
 
 /**
  * `did-sync trace <uniqueid>`: one call's fate, the question operators ask most ("did call X reach the
@@ -43,6 +44,7 @@ export interface TraceFacts {
   /** The ledger hour (ISO) holding it, and the hours looked at. */
   readonly ledgerHour: string | null;
   readonly hoursSearched: readonly string[];
+  /** Followed: read again each run until its disposition is final (`pending` in the JSON, a contract). */
   readonly pending: PendingCall | null;
   readonly parked: ParkedCall | null;
   readonly queued: { readonly endEpoch: number } | null;
@@ -58,8 +60,6 @@ export interface TraceReport extends TraceFacts {
   readonly summary: string;
   readonly settled: boolean;
 }
-
-const iso = (epoch: number) => new Date(epoch * 1000).toISOString();
 
 function whyNot(row: CallRow, settings: SyncSettings): string | null {
   if (!isEligible(row, settings.transientStatuses, settings.minDurationSeconds)) {
@@ -88,19 +88,19 @@ export function judgeTrace(syncId: string, f: TraceFacts): TraceReport {
     if (f.pending)
       return [
         'followed',
-        `followed since ${iso(f.pending.firstSeen)}: read again each run until its disposition is final (now ${f.row?.status ?? 'row gone'})`,
+        `followed since ${isoOf(f.pending.firstSeen)}: read again each run until its disposition is final (now ${f.row?.status ?? 'row gone'})`,
       ];
     if (f.parked)
       return [
         'parked',
-        `parked: failed in ${f.parked.failures} run(s) since ${iso(f.parked.firstFailedAt)}, last HTTP ${f.parked.lastStatus ?? 'none'}; retried each run`,
+        `parked: failed in ${f.parked.failures} run(s) since ${isoOf(f.parked.firstFailedAt)}, last HTTP ${f.parked.lastStatus ?? 'none'}; retried each run`,
       ];
     if (f.queued) return ['queued', 'queued by reconcile as missing: the next run delivers it'];
     if (!f.row) return ['never_seen', 'never seen: no row in vicidial_log and no record of it in the sync'];
     if (f.row.beyond_cursor === 1)
       return [
         'not_reached',
-        `not reached yet: it ends after the cursor${f.cursor ? ` (${iso(f.cursor.endEpoch)})` : ''}`,
+        `not reached yet: it ends after the cursor${f.cursor ? ` (${isoOf(f.cursor.endEpoch)})` : ''}`,
       ];
     if (f.eligible === false) return ['not_eligible', `not sent by the sync's rules: ${f.whyNotEligible}`];
     if (f.ledgerSince && f.row.end_epoch < Date.parse(f.ledgerSince) / 1000)
@@ -155,8 +155,8 @@ export async function traceCall(deps: TraceDeps, uniqueid: string): Promise<Trac
     const to = hourOf(anchor) + 3 * 3600;
     const hours = await deps.checkpoints.ledger.load(syncId, from, to);
     for (const [hour, uids] of hours) {
-      hoursSearched.push(iso(hour));
-      if (uids.has(uniqueid) && ledgerHour === null) ledgerHour = iso(hour);
+      hoursSearched.push(isoOf(hour));
+      if (uids.has(uniqueid) && ledgerHour === null) ledgerHour = isoOf(hour);
     }
   }
   const queued = repairs.find((r) => r.uniqueid === uniqueid);
@@ -173,6 +173,6 @@ export async function traceCall(deps: TraceDeps, uniqueid: string): Promise<Trac
     queued: queued ? { endEpoch: queued.endEpoch } : null,
     deadLetter: letters[0] ?? null,
     cursor: state ? state.cursor : null,
-    ledgerSince: state?.ledgerSince ? iso(state.ledgerSince) : null,
+    ledgerSince: state?.ledgerSince ? isoOf(state.ledgerSince) : null,
   });
 }

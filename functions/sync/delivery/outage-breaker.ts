@@ -1,3 +1,5 @@
+import type { ApiFaultStop } from '../run-control';
+
 /**
  * Tells an outage from an isolated bad call. It counts, in completion order, fresh calls that failed in
  * a row (a delivery resets the count; retries of parked calls do not take part): at `limit` the API is
@@ -6,7 +8,8 @@
  */
 export type FailureKind = 'transient' | 'endpoint' | 'forbidden';
 
-export type OutageReason = 'api_unavailable' | 'api_misconfigured' | 'api_auth';
+/** The breaker's verdict is always one of the API's faults. */
+export type OutageReason = ApiFaultStop;
 
 export class OutageBreaker {
   private streak: FailureKind[] = [];

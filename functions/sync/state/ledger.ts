@@ -5,6 +5,8 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { n, requestTimeout, s } from './dynamo';
+import { ledgerSk, partitionKey, SORT_KEYS } from './keys';
 
 /**
  * The delivery ledger: the uniqueid of every call the sync resolved (delivered or dead-lettered), by
@@ -38,7 +40,6 @@ const ATTR_PREFIX: Record<LedgerOutcome, string> = { delivered: 'm', dead_letter
 const RESOLVED_ATTR = /^[md]\d+$/;
 const DELIVERED_ATTR = /^m\d+$/;
 
-const PREFIX = 'ledger#';
 /** Calls an item is sized for: ~100 KB, a quarter of DynamoDB's item limit. */
 const ITEM_UIDS = 4_000;
 /** Block lengths in minutes (dividing the hour); the longest is what `loadAfter` looks back over. */
@@ -54,9 +55,6 @@ export function hourOf(epoch: number): number {
 function minuteOf(epoch: number): number {
   return Math.floor(epoch / 60) * 60;
 }
-
-const s = (value: string): AttributeValue => ({ S: value });
-const n = (value: number): AttributeValue => ({ N: String(value) });
 
 /** Entries grouped by hour, then minute: one write per hour in the common case. */
 export function groupByHour(entries: readonly LedgerEntry[]): Map<number, Map<number, Set<string>>> {
@@ -101,8 +99,8 @@ export function itemsFor(
   for (const [minute, set] of minutes) {
     const sk =
       block === 60
-        ? `${PREFIX}${hour}`
-        : `${PREFIX}${hour}#${hour + Math.floor((minute - hour) / (block * 60)) * block * 60}`;
+        ? ledgerSk(hour)
+        : ledgerSk(hour, hour + Math.floor((minute - hour) / (block * 60)) * block * 60);
     let group = out.get(sk);
     if (!group) {
       group = new Map();
@@ -135,7 +133,7 @@ export class DeliveryLedger {
   ) {}
 
   private pk(syncId: string): AttributeValue {
-    return s(`sync#${syncId}`);
+    return s(partitionKey(syncId));
   }
 
   /** Records resolved calls; idempotent. */
@@ -169,7 +167,7 @@ export class DeliveryLedger {
             for (let i = 0; i < uids.length; i += MAX_UIDS_PER_WRITE) {
               await this.add(
                 syncId,
-                `${PREFIX}${hour}#${minute}`,
+                ledgerSk(hour, minute),
                 attr,
                 new Map([[minute, new Set(uids.slice(i, i + MAX_UIDS_PER_WRITE))]]),
                 expiresAt,
@@ -209,7 +207,7 @@ export class DeliveryLedger {
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
       }),
-      { abortSignal: AbortSignal.timeout(Math.max(1, Math.min(options.timeoutMs ?? 5_000, 5_000))) },
+      { abortSignal: requestTimeout(options.timeoutMs) },
     );
   }
 
@@ -224,8 +222,8 @@ export class DeliveryLedger {
     // '~' sorts after '#' and the digits: the last hour's spill items are included.
     for await (const item of this.items(
       syncId,
-      `${PREFIX}${hourOf(fromEpoch)}`,
-      `${PREFIX}${hourOf(toEpoch - 1)}~`,
+      ledgerSk(hourOf(fromEpoch)),
+      `${ledgerSk(hourOf(toEpoch - 1))}~`,
     )) {
       for (const [name, attr] of Object.entries(item)) {
         if (!RESOLVED_ATTR.test(name) || !attr.SS) continue;
@@ -256,14 +254,15 @@ export class DeliveryLedger {
     const first = await this.client.send(
       new GetItemCommand({
         TableName: this.tableName,
-        Key: { pk: this.pk(syncId), sk: s(`${PREFIX}${hour}`) },
+        Key: { pk: this.pk(syncId), sk: s(ledgerSk(hour)) },
         ConsistentRead: true,
       }),
     );
     take(first.Item);
     // A block item starting up to LONGEST_BLOCK_MINUTES before the cursor's minute may cover it.
     const from = Math.max(hour, fromMinute - (LONGEST_BLOCK_MINUTES - 1) * 60);
-    for await (const item of this.items(syncId, `${PREFIX}${hour}#${from}`, `${PREFIX}~`)) take(item);
+    for await (const item of this.items(syncId, ledgerSk(hour, from), `${SORT_KEYS.ledgerPrefix}~`))
+      take(item);
     return out;
   }
 
@@ -291,7 +290,11 @@ export class DeliveryLedger {
     for (let i = 0; i < sorted.length; ) {
       let j = i;
       while (j + 1 < sorted.length && (sorted[j + 1] as number) === (sorted[j] as number) + 3600) j++;
-      for await (const item of this.items(syncId, `${PREFIX}${sorted[i]}`, `${PREFIX}${sorted[j]}~`)) {
+      for await (const item of this.items(
+        syncId,
+        ledgerSk(sorted[i] as number),
+        `${ledgerSk(sorted[j] as number)}~`,
+      )) {
         for (const [name, attr] of Object.entries(item)) {
           if (!RESOLVED_ATTR.test(name) || !attr.SS) continue;
           const minute = Number(name.slice(1));

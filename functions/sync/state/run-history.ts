@@ -5,6 +5,8 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { RunSummary } from '../run/engine';
+import { requestTimeout } from './dynamo';
+import { itemKey, SORT_KEYS } from './keys';
 
 /**
  * Every run's record, kept apart from the checkpoint: a run that fails before it takes the lease (the
@@ -33,7 +35,6 @@ export interface RunHistoryState {
   readonly lastFailure: RunRecord | null;
 }
 
-const SK = 'runs';
 /** A detail is a message, not a dump: kept short so the item stays small. */
 const DETAIL_MAX = 500;
 
@@ -77,7 +78,7 @@ export class RunHistory {
   ) {}
 
   private key(syncId: string): Record<string, AttributeValue> {
-    return { pk: { S: `sync#${syncId}` }, sk: { S: SK } };
+    return itemKey(syncId, SORT_KEYS.runs);
   }
 
   async record(syncId: string, record: RunRecord): Promise<void> {
@@ -90,14 +91,14 @@ export class RunHistory {
         UpdateExpression: `SET lastAttempt = :r, ${success ? 'lastSuccess' : 'lastFailure'} = :r`,
         ExpressionAttributeValues: { ':r': json },
       }),
-      { abortSignal: AbortSignal.timeout(3_000) },
+      { abortSignal: requestTimeout(3_000) },
     );
   }
 
   async read(syncId: string): Promise<RunHistoryState> {
     const out = await this.client.send(
       new GetItemCommand({ TableName: this.tableName, Key: this.key(syncId), ConsistentRead: true }),
-      { abortSignal: AbortSignal.timeout(5_000) },
+      { abortSignal: requestTimeout() },
     );
     const parse = (attr: AttributeValue | undefined): RunRecord | null =>
       attr?.S ? (JSON.parse(attr.S) as RunRecord) : null;

@@ -4,8 +4,10 @@ import {
   type DescribeTableCommandOutput,
   DescribeTimeToLiveCommand,
   type DynamoDBClient,
+  ResourceNotFoundException,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
+import { requestTimeout } from './dynamo';
 
 /**
  * `did-sync init-table`: the checkpoint table for cron-only use, as the stack makes it: string keys
@@ -114,4 +116,36 @@ export async function setUpTable(
     }
   }
   return { table, created, ttl, ok: true, problem: null };
+}
+
+/** Creates the table when missing (keys only, no TTL): for a local emulator the tests and demo start. */
+export async function ensureTableExists(client: DynamoDBClient, table: string): Promise<void> {
+  const signal = () => ({ abortSignal: requestTimeout() });
+  try {
+    await client.send(new DescribeTableCommand({ TableName: table }), signal());
+    return;
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException) && !isNotFound(error)) throw error;
+  }
+  await client.send(
+    new CreateTableCommand({
+      TableName: table,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: TABLE_KEYS.hash, AttributeType: 'S' },
+        { AttributeName: TABLE_KEYS.range, AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: TABLE_KEYS.hash, KeyType: 'HASH' },
+        { AttributeName: TABLE_KEYS.range, KeyType: 'RANGE' },
+      ],
+    }),
+    signal(),
+  );
+  for (let i = 0; i < 100; i++) {
+    const out = await client.send(new DescribeTableCommand({ TableName: table }), signal());
+    if (out.Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`DynamoDB table "${table}" was created but did not become ACTIVE within 10 s`);
 }
