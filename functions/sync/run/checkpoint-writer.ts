@@ -1,4 +1,5 @@
 import { type Cursor, lagSeconds, sameCursor } from '../calls/cursor';
+import { isoOf } from '../calls/time';
 import { describeError } from '../log';
 import type { RunControl } from '../run-control';
 import type { SyncSettings } from '../settings';
@@ -9,7 +10,7 @@ import type { RunDatabase } from './database';
 import type { RunEffects } from './effects';
 import type { FollowSet } from './follow-set';
 import type { PostGate } from './post-gate';
-import { isoOfEpoch, type RunLog } from './run-log';
+import type { RunLog } from './run-log';
 import type { ScanWindow } from './scan-window';
 import { stopFor } from './stop';
 import { FINAL_WRITE_MS } from './types';
@@ -282,7 +283,7 @@ export class CheckpointWriter {
     this.log.log('info', 'checkpoint', {
       cursorEpoch: write.next.endEpoch,
       cursorUid: write.next.uniqueid,
-      cursorTime: isoOfEpoch(write.next.endEpoch),
+      cursorTime: isoOf(write.next.endEpoch),
       pending: write.held.pending.length,
       parked: write.held.parked.length,
       frontier: write.held.frontier,

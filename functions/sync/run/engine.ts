@@ -1,5 +1,6 @@
 import { lagSeconds } from '../calls/cursor';
 import { HeldCalls } from '../calls/held-calls';
+import { isoOf } from '../calls/time';
 import { describeError } from '../log';
 import { PLANNED_STOPS, RunControl, type StopReason } from '../run-control';
 import { CheckpointWriter } from './checkpoint-writer';
@@ -9,7 +10,7 @@ import { dryEffects, liveEffects, type RunEffects } from './effects';
 import { FollowSet } from './follow-set';
 import { PostGate } from './post-gate';
 import { readStartUp, revisitHeld } from './revisit';
-import { isoOfEpoch, RunLog } from './run-log';
+import { RunLog } from './run-log';
 import { stopFor } from './stop';
 import { streamCalls } from './stream';
 import { Triage } from './triage';
@@ -190,7 +191,7 @@ function logStart(
     dryRun,
     cursorEpoch: cursor.endEpoch,
     cursorUid: cursor.uniqueid,
-    cursorTime: isoOfEpoch(cursor.endEpoch),
+    cursorTime: isoOf(cursor.endEpoch),
     lagSeconds: lag,
     pending: follow.followedCount,
     parked: follow.parkedCount,
@@ -198,8 +199,8 @@ function logStart(
   if (lag < 0) {
     log.log('warn', 'cursor_ahead', {
       lagSeconds: lag,
-      cursorTime: isoOfEpoch(cursor.endEpoch),
-      dbTime: isoOfEpoch(dbNow),
+      cursorTime: isoOf(cursor.endEpoch),
+      dbTime: isoOf(dbNow),
     });
   }
 }

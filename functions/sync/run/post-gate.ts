@@ -1,4 +1,5 @@
 import type { CallRow } from '../calls/payload';
+import type { ResendRange } from '../state/checkpoint-item';
 
 /**
  * R3, one gate before every post. Every path that posts a call (the scan, followed calls, parked
@@ -21,11 +22,7 @@ export type Admission =
   /** Another path of this run has taken it. */
   | 'taken';
 
-export interface ResendRange {
-  /** End epochs [from, to) whose delivered calls may be posted once more. */
-  readonly fromEpoch: number;
-  readonly toEpoch: number;
-}
+export type { ResendRange } from '../state/checkpoint-item';
 
 export class PostGate {
   private readonly resolved = new Set<string>();

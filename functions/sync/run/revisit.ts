@@ -1,4 +1,5 @@
 import { type CallRow, isEligible, isFinished, isLive } from '../calls/payload';
+import { isoOf } from '../calls/time';
 import { forEachConcurrent, type RunControl } from '../run-control';
 import type { SyncSettings } from '../settings';
 import type { AdoptRange, CheckpointStore } from '../state/checkpoint-store';
@@ -7,7 +8,7 @@ import type { RunDatabase } from './database';
 import type { RunEffects } from './effects';
 import type { FollowSet } from './follow-set';
 import type { PostGate } from './post-gate';
-import { callFields, isoOfEpoch, type RunLog } from './run-log';
+import { callFields, type RunLog } from './run-log';
 import type { Triage } from './triage';
 import type { Source } from './types';
 
@@ -64,9 +65,9 @@ export async function readStartUp(p: HeldParts, range: AdoptRange): Promise<void
   const left = from >= range.toEpoch ? null : { ...range, fromEpoch: from };
   p.writer.adoptProgress(left);
   p.log.log('info', 'start_up_read', {
-    fromTime: isoOfEpoch(range.fromEpoch),
-    throughTime: isoOfEpoch(from),
-    startTime: isoOfEpoch(range.startEpoch),
+    fromTime: isoOf(range.fromEpoch),
+    throughTime: isoOf(from),
+    startTime: isoOf(range.startEpoch),
     rowsReturned: rows,
     adopted,
     done: left === null,

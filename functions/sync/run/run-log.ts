@@ -23,5 +23,3 @@ export function callFields(row: CallRow): Record<string, unknown> {
     endEpoch: row.end_epoch,
   };
 }
-
-export const isoOfEpoch = (epoch: number): string => new Date(epoch * 1000).toISOString();

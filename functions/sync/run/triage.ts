@@ -3,7 +3,7 @@ import { type CallResultPayload, type CallRow, payloadProblem, toPayload } from 
 import type { DeliveryResult } from '../delivery/call-delivery';
 import { OutageBreaker } from '../delivery/outage-breaker';
 import { describeError } from '../log';
-import type { RunControl } from '../run-control';
+import { isApiFault, type RunControl } from '../run-control';
 import type { SyncSettings } from '../settings';
 import type { CheckpointWriter } from './checkpoint-writer';
 import type { RunDatabase } from './database';
@@ -230,14 +230,7 @@ export class Triage {
   settleSuspects(stuck = false): void {
     if (this.suspects.length === 0) return;
     const reason = this.control.reason;
-    if (
-      reason === 'api_unavailable' ||
-      reason === 'api_misconfigured' ||
-      reason === 'api_auth' ||
-      reason === 'lease_lost'
-    ) {
-      return;
-    }
+    if (isApiFault(reason) || reason === 'lease_lost') return;
     if (this.tally.delivered === 0) {
       if (stuck) {
         const last = this.suspects.at(-1);

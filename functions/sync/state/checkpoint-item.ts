@@ -1,7 +1,6 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Cursor } from '../calls/cursor';
 import type { ParkedCall, PendingCall } from '../calls/held-calls';
-import type { ResendRange } from '../run/post-gate';
 import { n, num, s, str } from './dynamo';
 
 /**
@@ -62,6 +61,12 @@ export interface CheckpointState {
   readonly adopt: AdoptRange | null;
   /** End-epoch ranges a forward reset skipped: reconcile reports their calls as skipped, not missing. */
   readonly skipped: readonly SkippedRange[];
+}
+
+/** End epochs [from, to) whose delivered calls the next runs post once more (`reset --resend`). */
+export interface ResendRange {
+  readonly fromEpoch: number;
+  readonly toEpoch: number;
 }
 
 export interface AdoptRange {

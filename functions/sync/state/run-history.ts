@@ -4,7 +4,6 @@ import {
   GetItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { RunSummary } from '../run/engine';
 import { requestTimeout } from './dynamo';
 import { itemKey, SORT_KEYS } from './keys';
 
@@ -38,7 +37,18 @@ export interface RunHistoryState {
 /** A detail is a message, not a dump: kept short so the item stays small. */
 const DETAIL_MAX = 500;
 
-export function recordOf(summary: RunSummary, by: string, detail?: string, at = new Date()): RunRecord {
+/** What a record needs of a run's summary (run/ owns the summary; state/ does not import run/). */
+export interface SummaryOfRun {
+  readonly outcome: string;
+  readonly reason?: string | undefined;
+  readonly detail?: string | undefined;
+  readonly delivered: number;
+  readonly deadLettered: number;
+  readonly lagSeconds: number | null;
+  readonly dryRun: boolean;
+}
+
+export function recordOf(summary: SummaryOfRun, by: string, detail?: string, at = new Date()): RunRecord {
   const text = detail ?? summary.detail;
   return {
     outcome: summary.outcome,
@@ -67,7 +77,7 @@ export function failureBeforeRun(reason: string, detail: string, by: string, at 
 }
 
 /** Runs worth recording: a dry run changed nothing, and a skipped one left the run holding the lease to report. */
-export function worthRecording(summary: RunSummary): boolean {
+export function worthRecording(summary: SummaryOfRun): boolean {
   return !summary.dryRun && summary.outcome !== 'skipped';
 }
 
