@@ -1,5 +1,7 @@
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createDynamoClient } from '../../functions/sync/wiring';
 import { type LocalMariaDb, startLocalMariaDb } from '../support/local-mariadb';
 import { generateCalls, insertCalls, makeCall, type VicidialLogRow } from '../support/sample-calls';
 import { type Harness, startHarness } from '../support/sync-harness';
@@ -203,6 +205,41 @@ describe('the open set', () => {
     expect(third.summary).toMatchObject({ outcome: 'completed', pending: 0, delivered: 1 });
     expect(h.api.stored.get(withEnd.uniqueid)?.disposition).toBe('SALE');
     expect(h.api.calls).toHaveLength(4);
+  });
+});
+
+describe('a thousand followed calls', () => {
+  it('live in items of their own: the checkpoint item stays small and a write costs by what changed', async () => {
+    const now = await h.dbNow();
+    const env = { SYNC_ID: 'many', START_FROM: String(now - 1800) };
+    const live = Array.from({ length: 1200 }, (_, i) => connected(now - 1500 + Math.floor(i / 2), 5000 + i));
+    await insertCalls(h.db, live);
+    const first = await h.run(env);
+    expect(first.summary).toMatchObject({ pending: 1200, delivered: 0 });
+    const client = createDynamoClient({ table: h.table, region: 'us-east-1', endpoint: h.dynamo.endpoint });
+    const raw = async () =>
+      (
+        await client.send(
+          new GetItemCommand({
+            TableName: h.table,
+            Key: { pk: { S: 'sync#many' }, sk: { S: 'checkpoint' } },
+          }),
+        )
+      ).Item;
+    // ~45 B a call in the item itself would be ~54 KB: 54 write units for every checkpoint write.
+    expect(JSON.stringify(await raw()).length).toBeLessThan(2_000);
+    // A restart (a new process) reads the same set back.
+    expect((await h.store.read('many'))?.pending).toHaveLength(1200);
+    for (const c of live.slice(0, 100))
+      await update(c.uniqueid, { end_epoch: now - 100, length_in_sec: 900, status: 'SALE' });
+    const second = await h.run(env);
+    expect(second.summary).toMatchObject({ pending: 1100, delivered: 100, pendingResolved: 100 });
+    const state = await h.store.read('many');
+    expect(state?.pending).toHaveLength(1100);
+    // The write named one more item (a delta of 100 calls), not the 1,100 again.
+    expect(state?.followedLog.items.length).toBe(2);
+    expect(JSON.stringify(await raw()).length).toBeLessThan(2_000);
+    expect(h.api.calls).toHaveLength(100);
   });
 });
 

@@ -5,6 +5,7 @@ import type { RunControl } from '../run-control';
 import type { SyncSettings } from '../settings';
 import type { CallDateScan } from '../source/call-date-scan';
 import type { AdoptRange, HeldState, Lease } from '../state/checkpoint-store';
+import { type FollowedLogState, type FollowedWrite, planFollowedWrite } from '../state/followed-log';
 import type { LedgerEntry, LedgerOutcome } from '../state/ledger';
 import type { RunDatabase } from './database';
 import type { RunEffects } from './effects';
@@ -30,6 +31,8 @@ import { FINAL_WRITE_MS } from './types';
  */
 export interface PendingWrite {
   readonly previous: Cursor;
+  /** The followed calls' items to put first, when the set changed. */
+  readonly followed: FollowedWrite | undefined;
   readonly next: Cursor;
   readonly held: HeldState;
   /** Calls resolved-but-unwritten this write covers (the crash bound). */
@@ -44,6 +47,8 @@ const LEDGER_FAILURES_MAX = 2;
 export interface WriterStart {
   readonly lease: Lease;
   readonly cursor: Cursor;
+  /** The followed calls as their items hold them. */
+  readonly followed: FollowedLogState;
   readonly frontier: number;
   /** The end of the operator's re-send range, until the cursor passes it. */
   readonly resendTo: number | undefined;
@@ -52,6 +57,7 @@ export interface WriterStart {
 export class CheckpointWriter {
   private cursorNow: Cursor;
   private frontier: number;
+  private followedLog: FollowedLogState;
   private readonly queued = new Map<string, { endEpoch: number; outcome: LedgerOutcome }>();
   private readonly repairsDone: string[] = [];
   private adopt: AdoptRange | null | undefined;
@@ -82,6 +88,7 @@ export class CheckpointWriter {
   ) {
     this.cursorNow = start.cursor;
     this.frontier = start.frontier;
+    this.followedLog = start.followed;
     this.lastWriteAt = now();
   }
 
@@ -161,6 +168,7 @@ export class CheckpointWriter {
       if (!write) return;
       if (!(await this.recordLedger(write))) return;
       try {
+        await this.writeFollowed(write);
         await this.effects.advance(this.start.lease, write.previous, write.next, write.held, this.timeLeft());
       } catch (error) {
         this.follow.markChanged();
@@ -183,6 +191,12 @@ export class CheckpointWriter {
     const write = this.pending();
     // Without their ledger entries neither the cursor nor the follow set may move past those calls.
     if (!write || !(await this.recordLedger(write))) return undefined;
+    try {
+      await this.writeFollowed(write);
+    } catch (error) {
+      stopFor(error, this.control, this.log);
+      return undefined;
+    }
     this.written(write);
     return write;
   }
@@ -205,6 +219,7 @@ export class CheckpointWriter {
     for (const row of this.window?.resolvedBeyondPrefix() ?? []) frontier = Math.max(frontier, row.end_epoch);
     const aheadChanged = this.window?.takeAheadChanged() ?? false;
     const heldChanged = this.follow.takeChanged();
+    const followed = planFollowedWrite(this.followedLog, this.follow.followedCalls(), this.start.lease.fence);
     if (
       sameCursor(previous, next) &&
       !heldChanged &&
@@ -220,8 +235,11 @@ export class CheckpointWriter {
     return {
       previous,
       next,
+      followed,
       held: {
-        pending: this.follow.followedCalls(),
+        // The followed calls live in items of their own; the checkpoint names them when they change.
+        pending: [],
+        ...(followed ? { followedItems: followed.next.items } : {}),
         parked: this.follow.parkedCalls(),
         frontier,
         ...(resendTo !== undefined && next.endEpoch >= resendTo ? { resendDone: true } : {}),
@@ -260,7 +278,17 @@ export class CheckpointWriter {
   }
 
   /** A write succeeded: what it covered is durable, the rest stays queued for the next one. */
+  /** The followed set's items first: the checkpoint write names them. */
+  private async writeFollowed(write: PendingWrite): Promise<void> {
+    if (write.followed) await this.effects.writeFollowed(write.followed.puts, this.timeLeft());
+  }
+
   private written(write: PendingWrite): void {
+    if (write.followed) {
+      this.followedLog = write.followed.next;
+      const drop = write.followed.drop;
+      if (drop.length > 0) void this.effects.dropFollowed(drop).catch(() => undefined);
+    }
     if (write.held.adopt !== undefined && write.held.adopt === this.adopt) this.adopt = undefined;
     this.cursorNow = write.next;
     this.frontier = write.held.frontier;

@@ -13,6 +13,7 @@ import type {
   LastRun,
   Lease,
 } from '../state/checkpoint-store';
+import type { FollowedItem } from '../state/followed-log';
 import type { LedgerEntry } from '../state/ledger';
 import type { RunLog } from './run-log';
 import type { SyncDeps } from './types';
@@ -36,6 +37,10 @@ export interface RunEffects {
   /** Says a call was dead-lettered (or would have been). */
   deadLettered(fields: Record<string, unknown>): void;
   recordLedger(entries: readonly LedgerEntry[], timeoutMs: number): Promise<void>;
+  /** Items holding followed calls, put before the checkpoint write that names them. */
+  writeFollowed(items: readonly FollowedItem[], timeoutMs: number): Promise<void>;
+  /** Items no checkpoint names any more (best effort). */
+  dropFollowed(ids: readonly string[]): Promise<void>;
   advance(lease: Lease, previous: Cursor, next: Cursor, held: HeldState, timeoutMs: number): Promise<void>;
   renew(lease: Lease): Promise<void>;
   release(
@@ -79,6 +84,10 @@ export function liveEffects(deps: SyncDeps, control: RunControl, log: RunLog): R
     deadLettered: (fields) => log.log('warn', 'call_dead_lettered', fields),
     recordLedger: (entries, timeoutMs) =>
       store.ledger.record(s.syncId, entries, { ledgerDays: s.ledgerDays, timeoutMs }),
+    async writeFollowed(items, timeoutMs) {
+      for (const item of items) await store.followed.put(s.syncId, item, timeoutMs);
+    },
+    dropFollowed: (ids) => store.followed.delete(s.syncId, ids),
     advance: (lease, previous, next, held, timeoutMs) =>
       store.advance(lease, previous, next, held, leaseMs, { timeoutMs }),
     renew: (lease) => store.renew(lease, leaseMs),
@@ -113,6 +122,8 @@ export function dryEffects(deps: SyncDeps, log: RunLog): RunEffects {
     putDeadLetter: async () => {},
     deadLettered: (fields) => log.log('warn', 'call_would_dead_letter', fields),
     recordLedger: async () => {},
+    writeFollowed: async () => {},
+    dropFollowed: async () => {},
     advance: async () => {},
     renew: async () => {},
     release: async () => true,
@@ -129,6 +140,7 @@ function newSyncState(syncId: string, cursor: Cursor): CheckpointState {
     syncId,
     cursor,
     pending: [],
+    followedLog: { items: [], snapshotBytes: 0, deltaBytes: 0 },
     parked: [],
     ahead: [],
     frontier: 0,

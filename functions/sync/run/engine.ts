@@ -3,6 +3,7 @@ import { HeldCalls } from '../calls/held-calls';
 import { isoOf } from '../calls/time';
 import { describeError } from '../log';
 import { PLANNED_STOPS, RunControl, type StopReason } from '../run-control';
+import { followedLogOf } from '../state/followed-log';
 import { CheckpointWriter } from './checkpoint-writer';
 import { claim, knowledgeAt, preflight } from './claim';
 import { RunDatabase } from './database';
@@ -92,7 +93,13 @@ export async function runSync(deps: SyncDeps, options: RunOptions): Promise<RunS
   const follow = new FollowSet(new HeldCalls(state.pending, state.parked, limits), s, gate, db, control, log);
   const writer = new CheckpointWriter(
     effects,
-    { lease, cursor: state.cursor, frontier: state.frontier, resendTo: state.resend?.toEpoch },
+    {
+      lease,
+      cursor: state.cursor,
+      frontier: state.frontier,
+      resendTo: state.resend?.toEpoch,
+      followed: followedLogOf(state),
+    },
     follow,
     gate,
     s,

@@ -107,7 +107,8 @@ export class FollowSet {
   /** Counts a run's failures of parked calls; returns those that reached RETRY_MAX_RUNS, let go. */
   settleParked(failed: ReadonlyMap<string, RunFailure>, apiAcceptedOthers: boolean): ParkedCall[] {
     const exhausted = this.held.settleRun(failed, apiAcceptedOthers);
-    if (exhausted.length > 0) this.changed = true;
+    // Failure counts changed, or calls left the set: either way the checkpoint item must say so.
+    if (failed.size > 0) this.changed = true;
     return exhausted;
   }
 

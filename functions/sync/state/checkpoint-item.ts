@@ -27,6 +27,11 @@ export interface HeldState {
   readonly resendDone?: boolean;
   /** The start-up read's progress (null: done, removed); undefined leaves it as it is. */
   readonly adopt?: AdoptRange | null;
+  /**
+   * The items holding the followed calls (state/followed-log.ts), when they changed; `pending` is then
+   * written empty (it held them in the checkpoint item itself before).
+   */
+  readonly followedItems?: readonly string[];
 }
 export interface LastRun {
   readonly outcome: string;
@@ -40,7 +45,14 @@ export interface LastRun {
 export interface CheckpointState {
   readonly syncId: string;
   readonly cursor: Cursor;
+  /** The followed calls, from their own items (or, written by earlier versions, the checkpoint item). */
   readonly pending: readonly PendingCall[];
+  /** The items the followed calls were read from, and what their snapshot and deltas weigh. */
+  readonly followedLog: {
+    readonly items: readonly string[];
+    readonly snapshotBytes: number;
+    readonly deltaBytes: number;
+  };
   readonly parked: readonly ParkedCall[];
   /** Written by earlier versions: calls delivered ahead of the cursor (now the ledger's job). */
   readonly ahead: readonly AheadCall[];
@@ -123,6 +135,7 @@ export function heldToValues(held: HeldState): Record<string, AttributeValue> {
     },
     ':a': { L: [] },
     ':fr': n(held.frontier),
+    ...(held.followedItems ? { ':fi': { L: held.followedItems.map((id) => s(id)) } } : {}),
     ...(held.adopt
       ? { ':af': n(held.adopt.fromEpoch), ':at': n(held.adopt.toEpoch), ':as': n(held.adopt.startEpoch) }
       : {}),
@@ -141,7 +154,9 @@ export const heldRemove = (held: HeldState) => {
   return names.length ? ` REMOVE ${names.join(', ')}` : '';
 };
 export const heldSet = (held: HeldState) =>
-  held.adopt ? `${HELD_SET}, adoptFrom = :af, adoptTo = :at, adoptStart = :as` : HELD_SET;
+  HELD_SET +
+  (held.followedItems ? ', followedItems = :fi' : '') +
+  (held.adopt ? ', adoptFrom = :af, adoptTo = :at, adoptStart = :as' : '');
 
 export function toState(syncId: string, item: Record<string, AttributeValue>): CheckpointState {
   const owner = str(item.leaseOwner);
@@ -155,6 +170,11 @@ export function toState(syncId: string, item: Record<string, AttributeValue>): C
       endEpoch: num(entry.M?.e) ?? 0,
       firstSeen: num(entry.M?.f) ?? 0,
     })),
+    followedLog: {
+      items: (item.followedItems?.L ?? []).map((e) => str(e) ?? ''),
+      snapshotBytes: 0,
+      deltaBytes: 0,
+    },
     parked: (item.parked?.L ?? []).map((entry) => ({
       uniqueid: str(entry.M?.u) ?? '',
       endEpoch: num(entry.M?.e) ?? 0,

@@ -24,6 +24,7 @@ import {
 } from './checkpoint-item';
 import { type DeadLetter, DeadLetterItems } from './dead-letters';
 import { isConditionFailure, n, num, requestTimeout, s, str } from './dynamo';
+import { FollowedLogStore, replayFollowed } from './followed-log';
 import { itemKey, SORT_KEYS } from './keys';
 import { LeaseHeldError, LeaseLostError } from './lease-errors';
 import { DeliveryLedger } from './ledger';
@@ -62,6 +63,8 @@ export interface WriteOptions {
 export class CheckpointStore {
   /** The delivery ledger lives in the same table. */
   readonly ledger: DeliveryLedger;
+  /** The followed calls live in items of their own in the same table. */
+  readonly followed: FollowedLogStore;
   private readonly letters: DeadLetterItems;
   private readonly repairItems: RepairItems;
 
@@ -71,6 +74,7 @@ export class CheckpointStore {
     private readonly now: () => number = Date.now,
   ) {
     this.ledger = new DeliveryLedger(client, tableName);
+    this.followed = new FollowedLogStore(client, tableName);
     this.letters = new DeadLetterItems(client, tableName);
     this.repairItems = new RepairItems(client, tableName, now);
   }
@@ -117,7 +121,34 @@ export class CheckpointStore {
 
   async read(syncId: string, options?: WriteOptions): Promise<CheckpointState | undefined> {
     const item = await this.readItem(syncId, options);
-    return item ? toState(syncId, item) : undefined;
+    return item ? this.withFollowed(toState(syncId, item)) : undefined;
+  }
+
+  /**
+   * The followed calls from the items the checkpoint names. The lease holder (`sweepBefore`: its fence)
+   * also deletes items no checkpoint named, left by runs of earlier fences that stopped between writes.
+   */
+  private async withFollowed(state: CheckpointState, sweepBefore?: number): Promise<CheckpointState> {
+    const named = state.followedLog.items;
+    if (named.length === 0 && sweepBefore === undefined) return state;
+    const { items, unnamed } = await this.followed.load(state.syncId, named);
+    if (sweepBefore !== undefined) {
+      const stale = unnamed.filter((id) => Number(id.split('.')[0]) < sweepBefore);
+      await this.followed.delete(state.syncId, stale).catch(() => undefined);
+    }
+    if (named.length === 0) return state;
+    let snapshotBytes = 0;
+    let deltaBytes = 0;
+    for (const it of items) {
+      const bytes = (it.add.length + it.del.length) * 45;
+      if (it.kind === 'snapshot') snapshotBytes += bytes;
+      else deltaBytes += bytes;
+    }
+    return {
+      ...state,
+      pending: [...replayFollowed(items).values()],
+      followedLog: { items: named, snapshotBytes, deltaBytes },
+    };
   }
 
   /**
@@ -159,14 +190,16 @@ export class CheckpointStore {
         }),
         options,
       );
-      const state = toState(syncId, out.Attributes ?? {});
+      const raw = toState(syncId, out.Attributes ?? {});
+      const state = await this.withFollowed(raw, raw.fence);
       return { acquired: true, lease: { syncId, owner, fence: state.fence }, state };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       const item = await this.readItem(syncId, options);
       const current = item ? toState(syncId, item) : undefined;
       if (current?.lease?.owner === owner) {
-        return { acquired: true, lease: { syncId, owner, fence: current.fence }, state: current };
+        const state = await this.withFollowed(current, current.fence);
+        return { acquired: true, lease: { syncId, owner, fence: current.fence }, state };
       }
       return { acquired: false, holder: current?.lease ?? null };
     }
