@@ -79,9 +79,15 @@ function itemBytes(item: Record<string, AttributeValue>): number {
   return Object.entries(item).reduce((a, [name, v]) => a + Buffer.byteLength(name) + attributeBytes(v), 0);
 }
 
-/** The size of a sync's largest item (its checkpoint: cursor, lease, pending, parked, ahead). */
+/**
+ * The size of a sync's checkpoint item (cursor, lease, parked calls, the names of the followed calls'
+ * items): what each checkpoint write rewrites. A write that changed the followed set also puts one
+ * small delta item (state/followed-log.ts), sized by the calls followed and let go since the last one.
+ */
 export async function checkpointItemBytes(ctx: BenchContext, syncId: string): Promise<number | null> {
   const out = await ctx.dynamoClient.send(new ScanCommand({ TableName: ctx.table }));
-  const mine = (out.Items ?? []).filter((item) => JSON.stringify(item.pk ?? '').includes(syncId));
+  const mine = (out.Items ?? []).filter(
+    (item) => item.pk?.S === `sync#${syncId}` && item.sk?.S === 'checkpoint',
+  );
   return mine.length === 0 ? null : Math.max(...mine.map(itemBytes));
 }

@@ -402,7 +402,10 @@ function dynamoTable(results: BenchResults): void {
     '   writes: UpdateItem, PutItem, DeleteItem (lease acquire, checkpoints, lease release with the last checkpoint)',
   );
   out(
-    '   item KB: the checkpoint item after the run, as DynamoDB sizes it; a write costs one WCU per started KB of the item',
+    '   item KB: the checkpoint item after the run, as DynamoDB sizes it; a write costs one WCU per started KB of the item.',
+  );
+  out(
+    '   A write that changed the followed set also puts one delta item (~45 B per call followed or let go since the last write), and a snapshot when the deltas outweigh it.',
   );
 }
 
