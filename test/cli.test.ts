@@ -64,6 +64,7 @@ afterAll(async () => {
 });
 
 describe('did-sync run', () => {
+  // A dozen processes of the CLI, one after another: a loaded CI machine needs more than the default minute.
   it('drains, logs JSON lines with stable events, and ends with a human summary', async () => {
     const end = (await h.dbNow()) - 300;
     await insertCalls(h.db, [
@@ -144,7 +145,7 @@ describe('did-sync run', () => {
     const after = await cli(['run', '--json'], env);
     expect(JSON.parse(after.stdout)).toMatchObject({ delivered: 0, resent: 0 });
     expect(h.api.duplicates()).toBe(0);
-  });
+  }, 180_000);
 
   it('reads settings from ./.env, the environment winning', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'did-sync-env-'));
