@@ -69,6 +69,8 @@ export class CheckpointWriter {
   private window: ScanWindow | undefined;
   private scanner: CallDateScan | undefined;
   private queuedWrite: Promise<void> | undefined;
+  /** A write is queued or under way. */
+  private writing = false;
   private writes: Promise<void> = Promise.resolve();
   private lastWriteAt: number;
   private timers: ReturnType<typeof setInterval>[] = [];
@@ -126,7 +128,10 @@ export class CheckpointWriter {
   async reserve(): Promise<boolean> {
     // A write started a little before the bound usually lands before any worker reaches it: the bound
     // holds without a pause at every batch.
-    if (this.unwritten + this.posting >= this.s.batchSize - this.s.concurrency) void this.flush();
+    // One such write at a time: behind it, the calls resolved meanwhile wait for the next one.
+    if (!this.writing && this.unwritten + this.posting >= this.s.batchSize - this.s.concurrency) {
+      void this.flush();
+    }
     while (this.unwritten + this.posting >= this.s.batchSize && !this.control.stopped) await this.flush();
     if (this.control.stopped) return false;
     this.posting++;
@@ -161,28 +166,38 @@ export class CheckpointWriter {
   flush(): Promise<void> {
     // Workers that reach the batch bound together share one queued write instead of each adding one.
     if (this.queuedWrite) return this.queuedWrite;
+    this.writing = true;
     this.queuedWrite = this.writes.then(async () => {
       this.queuedWrite = undefined;
-      if (this.control.reason === 'lease_lost' || this.control.reason === 'checkpoint_error') return;
-      const write = this.pending();
-      if (!write) return;
-      if (!(await this.recordLedger(write))) return;
       try {
-        await this.writeFollowed(write);
-        await this.effects.advance(this.start.lease, write.previous, write.next, write.held, this.timeLeft());
-      } catch (error) {
-        this.follow.markChanged();
-        stopFor(error, this.control, this.log);
-        return;
+        await this.writeOnce();
+      } finally {
+        this.writing = this.queuedWrite !== undefined;
       }
-      this.checkpoints++;
-      this.lastWriteAt = this.now();
-      this.written(write);
-      await this.dropRepairs(write);
-      this.logCheckpoint(write, false);
     });
     this.writes = this.queuedWrite;
     return this.queuedWrite;
+  }
+
+  /** One conditional checkpoint write, the ledger and the followed calls' items first. */
+  private async writeOnce(): Promise<void> {
+    if (this.control.reason === 'lease_lost' || this.control.reason === 'checkpoint_error') return;
+    const write = this.pending();
+    if (!write) return;
+    if (!(await this.recordLedger(write))) return;
+    try {
+      await this.writeFollowed(write);
+      await this.effects.advance(this.start.lease, write.previous, write.next, write.held, this.timeLeft());
+    } catch (error) {
+      this.follow.markChanged();
+      stopFor(error, this.control, this.log);
+      return;
+    }
+    this.checkpoints++;
+    this.lastWriteAt = this.now();
+    this.written(write);
+    await this.dropRepairs(write);
+    this.logCheckpoint(write, false);
   }
 
   /** The last write, ledger first, to go with the lease release; undefined when it must not move. */
