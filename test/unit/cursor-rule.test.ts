@@ -78,4 +78,18 @@ describe('R1, the cursor rule', () => {
     const three = decideCursor(cursorAt(1500), cursorAt(3000), [a], LOOKBACK, () => false);
     expect(three.cursor).toEqual(cursorAt(1500));
   });
+
+  it('a finished call still queued holds the cursor rather than being followed, unless it lasted hours', () => {
+    const queued = { uniqueid: 'q', cdEpoch: 2000, earliestEnd: 2700, finished: true };
+    const long = { uniqueid: 'l', cdEpoch: 100, earliestEnd: 2800, finished: true };
+    const followed: string[] = [];
+    const d = decideCursor(cursorAt(900), cursorAt(2600), [queued, long], LOOKBACK, (o) => {
+      followed.push(o.uniqueid);
+      return true;
+    });
+    // The short one holds the cursor where the next scan still reads it; the long one is followed.
+    expect(d.cursor).toEqual(cursorAt(2120));
+    expect(followed).toEqual(['l']);
+    expect(d.held).toEqual([]);
+  });
 });

@@ -24,7 +24,16 @@ export interface OpenRow {
   readonly cdEpoch: number;
   /** The earliest end its final row can carry. */
   readonly earliestEnd: number;
+  /** Finished already (queued or waiting in the reorder heap): its end will not move. */
+  readonly finished?: boolean;
 }
+
+/**
+ * How far a finished call still queued may hold the cursor back instead of being followed: it is
+ * posted moments later in the same run as a rule, and following it would cost two writes of the
+ * follow set for nothing. Beyond this (a call of hours), it is followed.
+ */
+export const HOLD_FOR_FINISHED_SECONDS = 900;
 
 /**
  * What the rule needs to know of a row read at `dbNow`: a finished call keeps its end; an in-between
@@ -37,8 +46,10 @@ export function openRowOf(
   dbNow: number,
 ): OpenRow {
   let earliestEnd: number;
-  if (isFinished(row, transientStatuses)) earliestEnd = row.end_epoch;
-  else if (isLive(row)) earliestEnd = dbNow - CLOCK_TOLERANCE_SECONDS;
+  if (isFinished(row, transientStatuses)) {
+    return { uniqueid: row.uniqueid, cdEpoch: row.cd_epoch, earliestEnd: row.end_epoch, finished: true };
+  }
+  if (isLive(row)) earliestEnd = dbNow - CLOCK_TOLERANCE_SECONDS;
   else earliestEnd = row.end_epoch - CLOCK_TOLERANCE_SECONDS;
   return { uniqueid: row.uniqueid, cdEpoch: row.cd_epoch, earliestEnd };
 }
@@ -80,12 +91,16 @@ export function decideCursor(
   if (compareCursor(candidate, previous) <= 0) return { cursor: previous, follow, held };
   for (const row of open) {
     if (mayPass(candidate, row, lookbackSeconds)) continue;
+    const limit = cursorLimit(row, lookbackSeconds);
+    if (row.finished && candidate.endEpoch - limit.endEpoch <= HOLD_FOR_FINISHED_SECONDS) {
+      if (compareCursor(limit, cursor) < 0) cursor = limit;
+      continue;
+    }
     if (canFollow(row)) {
       follow.push(row);
       continue;
     }
     held.push(row);
-    const limit = cursorLimit(row, lookbackSeconds);
     if (compareCursor(limit, cursor) < 0) cursor = limit;
   }
   if (compareCursor(cursor, previous) < 0) cursor = previous;

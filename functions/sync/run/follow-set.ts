@@ -173,7 +173,12 @@ export class FollowSet {
     for (const row of unresolved) {
       // A row without its call_date epoch did not come from this run's scan: it is followed already.
       if ('cd_epoch' in row && open(row.uniqueid)) {
-        yield { uniqueid: row.uniqueid, cdEpoch: (row as ScanRow).cd_epoch, earliestEnd: row.end_epoch };
+        yield {
+          uniqueid: row.uniqueid,
+          cdEpoch: (row as ScanRow).cd_epoch,
+          earliestEnd: row.end_epoch,
+          finished: true,
+        };
       }
     }
   }
