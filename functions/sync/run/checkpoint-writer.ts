@@ -65,6 +65,8 @@ export class CheckpointWriter {
   private unwritten = 0;
   /** Posts started and not yet resolved. */
   private posting = 0;
+  /** Workers waiting for a post to end (posts alone fill BATCH_SIZE). */
+  private postEnded: (() => void)[] = [];
   private ledgerFailures = 0;
   private window: ScanWindow | undefined;
   private scanner: CallDateScan | undefined;
@@ -132,7 +134,12 @@ export class CheckpointWriter {
     if (!this.writing && this.unwritten + this.posting >= this.s.batchSize - this.s.concurrency) {
       void this.flush();
     }
-    while (this.unwritten + this.posting >= this.s.batchSize && !this.control.stopped) await this.flush();
+    while (this.unwritten + this.posting >= this.s.batchSize && !this.control.stopped) {
+      // Calls resolved and not yet written: a write frees room. Only posts in flight (CONCURRENCY above
+      // BATCH_SIZE): one of them ending does; waiting on a write that has nothing to write would spin.
+      if (this.unwritten > 0) await this.flush();
+      else await new Promise<void>((resolve) => this.postEnded.push(resolve));
+    }
     if (this.control.stopped) return false;
     this.posting++;
     return true;
@@ -140,6 +147,9 @@ export class CheckpointWriter {
 
   unreserve(): void {
     this.posting--;
+    const waiting = this.postEnded;
+    this.postEnded = [];
+    for (const wake of waiting) wake();
   }
 
   /** Delivered calls whose ledger entries were never written: the next run posts them again. */
