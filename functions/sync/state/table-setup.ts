@@ -19,6 +19,20 @@ import { requestTimeout } from './dynamo';
 export const TABLE_KEYS = { hash: 'pk', range: 'sk' } as const;
 export const TTL_ATTRIBUTE = 'expiresAt';
 
+/** The table as the sync needs it, the one definition init-table and a local emulator's setup share. */
+const TABLE_DEFINITION = (table: string) => ({
+  TableName: table,
+  BillingMode: 'PAY_PER_REQUEST' as const,
+  AttributeDefinitions: [
+    { AttributeName: TABLE_KEYS.hash, AttributeType: 'S' as const },
+    { AttributeName: TABLE_KEYS.range, AttributeType: 'S' as const },
+  ],
+  KeySchema: [
+    { AttributeName: TABLE_KEYS.hash, KeyType: 'HASH' as const },
+    { AttributeName: TABLE_KEYS.range, KeyType: 'RANGE' as const },
+  ],
+});
+
 export interface TableSetupReport {
   readonly table: string;
   readonly created: boolean;
@@ -54,16 +68,7 @@ export async function setUpTable(
     if (!isNotFound(error)) throw error;
     await client.send(
       new CreateTableCommand({
-        TableName: table,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: TABLE_KEYS.hash, AttributeType: 'S' },
-          { AttributeName: TABLE_KEYS.range, AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: TABLE_KEYS.hash, KeyType: 'HASH' },
-          { AttributeName: TABLE_KEYS.range, KeyType: 'RANGE' },
-        ],
+        ...TABLE_DEFINITION(table),
       }),
     );
     created = true;
@@ -129,16 +134,7 @@ export async function ensureTableExists(client: DynamoDBClient, table: string): 
   }
   await client.send(
     new CreateTableCommand({
-      TableName: table,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: TABLE_KEYS.hash, AttributeType: 'S' },
-        { AttributeName: TABLE_KEYS.range, AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: TABLE_KEYS.hash, KeyType: 'HASH' },
-        { AttributeName: TABLE_KEYS.range, KeyType: 'RANGE' },
-      ],
+      ...TABLE_DEFINITION(table),
     }),
     signal(),
   );
