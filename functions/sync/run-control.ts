@@ -46,6 +46,8 @@ export class RunControl {
   private readonly abort = new AbortController();
   private stopReason: StopReason | undefined;
   private stopDetail: string | undefined;
+  /** Hot waits (a worker's next row, a free slot) listen here: cheaper than the signal's listeners. */
+  private readonly onStops = new Set<() => void>();
 
   constructor(
     /** Epoch ms by which every wait of the run has ended (undefined: no limit). */
@@ -62,6 +64,22 @@ export class RunControl {
     this.stopReason = reason;
     this.stopDetail = detail;
     this.abort.abort();
+    const hooks = [...this.onStops];
+    this.onStops.clear();
+    for (const hook of hooks) hook();
+  }
+
+  /**
+   * Calls `hook` once when the run stops (at once if it has). The returned function unregisters it.
+   * For waits taken once per call: an AbortSignal listener costs an EventTarget round each time.
+   */
+  onStop(hook: () => void): () => void {
+    if (this.stopped) {
+      hook();
+      return () => {};
+    }
+    this.onStops.add(hook);
+    return () => this.onStops.delete(hook);
   }
 
   get stopped(): boolean {

@@ -33,7 +33,7 @@ function runnerBundle(): Promise<{ path: string; dir: string }> {
       platform: 'node',
       target: 'node20',
       format: 'cjs',
-      minify: true,
+      minify: process.env.BENCH_PROFILE_NAMES !== '1',
       external: [...NOT_BUNDLED],
       outfile: path,
       logLevel: 'silent',

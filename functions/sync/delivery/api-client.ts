@@ -67,8 +67,14 @@ export class DidOptimizerClient {
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, scheduling: 'lifo' as const };
     this.agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.request = secure ? https.request : http.request;
+    // Only what a request needs: with `href` present node would test the options as a URL on every call.
+    const { protocol, hostname, port, path, auth } = urlToHttpOptions(url);
     this.target = {
-      ...urlToHttpOptions(url),
+      protocol,
+      hostname,
+      ...(port === undefined || port === '' ? {} : { port }),
+      path,
+      ...(auth ? { auth } : {}),
       method: 'POST',
       agent: this.agent,
     };
@@ -78,7 +84,6 @@ export class DidOptimizerClient {
   post(payload: CallResultPayload, key: string, timeoutMs: number): Promise<PostResult> {
     const body = JSON.stringify(payload);
     return new Promise((resolve) => {
-      let sent = false;
       let settled = false;
       const finish = (result: PostResult) => {
         if (settled) return;
@@ -96,15 +101,14 @@ export class DidOptimizerClient {
           'user-agent': this.options.userAgent,
         },
       });
+      // Sent in full (its 'finish' has fired): an exchange cut after this may have been stored.
       const timer = setTimeout(() => {
+        const sent = req.writableFinished;
         req.destroy();
         finish({ kind: 'network', error: `timed out after ${timeoutMs} ms`, ambiguous: sent });
       }, timeoutMs);
-      req.once('finish', () => {
-        sent = true;
-      });
       req.once('error', (error: Error & { code?: string }) => {
-        finish({ kind: 'network', error: networkError(error), ambiguous: sent });
+        finish({ kind: 'network', error: networkError(error), ambiguous: req.writableFinished });
       });
       req.once('response', (res) => {
         const chunks: Buffer[] = [];

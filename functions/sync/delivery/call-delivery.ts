@@ -46,6 +46,8 @@ const KEEP_SPENT_WINDOW_MS = 10_000;
 
 export class CallDelivery {
   private currentKey: Promise<string> | undefined;
+  /** The current key once fetched: the usual call takes it without an await. */
+  private keyValue: string | undefined;
   private refreshedKey: Promise<string> | undefined;
   /** Attempts after a failed one (429 waits excluded). */
   retries = 0;
@@ -58,6 +60,8 @@ export class CallDelivery {
   private readonly window: RateLimitWindow;
   /** The kept window read once per run, before the first request. */
   private restored: Promise<void> | undefined;
+  /** Read already: the usual call skips an await (they add up at thousands of calls a minute). */
+  private restoreDone = false;
   private stopLogged = false;
 
   constructor(
@@ -112,7 +116,11 @@ export class CallDelivery {
   }
 
   private key(): Promise<string> {
-    this.currentKey ??= this.keys.key();
+    this.currentKey ??= this.keys.key().then((key) => {
+      // Unless a refresh replaced it meanwhile: the refreshed key is the one to use.
+      if (!this.refreshedKey) this.keyValue = key;
+      return key;
+    });
     return this.currentKey;
   }
 
@@ -124,7 +132,9 @@ export class CallDelivery {
     if (!this.refreshedKey) {
       this.refreshedKey = this.keys.refresh();
       this.currentKey = this.refreshedKey;
+      this.keyValue = undefined;
       const fresh = await this.refreshedKey;
+      this.keyValue = fresh;
       this.log.log('warn', 'api_key_refreshed', { changed: fresh !== usedKey });
       return true;
     }
@@ -135,8 +145,12 @@ export class CallDelivery {
     const { policy } = this.options;
     let attempt = 0;
     let throttled = 0;
-    this.restored ??= this.restore();
-    await this.restored;
+    if (!this.restoreDone) {
+      this.restored ??= this.restore().finally(() => {
+        this.restoreDone = true;
+      });
+      await this.restored;
+    }
     for (;;) {
       if (!(await this.throttle.acquire(this.control))) return this.stopped();
       if (!this.control.mayStart()) {
@@ -145,7 +159,7 @@ export class CallDelivery {
       }
       let key: string;
       try {
-        key = await this.key();
+        key = this.keyValue ?? (await this.key());
       } catch (error) {
         this.throttle.release();
         throw error;

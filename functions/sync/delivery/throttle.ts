@@ -186,15 +186,16 @@ export class Throttle {
   /** Waits for a slot to open (or the run to stop, or `timeoutMs` to pass). */
   private wait(control: RunControl, timeoutMs?: number): Promise<void> {
     return new Promise((resolve) => {
+      if (control.stopped) return resolve();
       const timer = timeoutMs === undefined ? undefined : setTimeout(() => done(), Math.max(1, timeoutMs));
       const done = () => {
         if (timer) clearTimeout(timer);
-        control.signal.removeEventListener('abort', done);
+        unhook();
         const i = this.waiters.indexOf(done);
         if (i >= 0) this.waiters.splice(i, 1);
         resolve();
       };
-      control.signal.addEventListener('abort', done, { once: true });
+      const unhook = control.onStop(done);
       this.waiters.push(done);
     });
   }

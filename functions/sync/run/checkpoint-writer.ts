@@ -147,6 +147,7 @@ export class CheckpointWriter {
 
   unreserve(): void {
     this.posting--;
+    if (this.postEnded.length === 0) return;
     const waiting = this.postEnded;
     this.postEnded = [];
     for (const wake of waiting) wake();

@@ -22,6 +22,11 @@ export interface Slot {
   counts: boolean;
 }
 
+interface Waiter {
+  readonly mayGoOn: () => boolean;
+  readonly resume: () => void;
+}
+
 export interface WindowLimits {
   /** Resolved calls beyond the prefix at most; workers wait for the prefix past that. */
   readonly maxResolvedAhead: number;
@@ -40,7 +45,9 @@ export class ScanWindow {
   private aheadChanged = false;
   private inputDone = false;
   private prefix: Cursor;
-  private waiters: (() => void)[] = [];
+  /** Each waits for its own condition: a wake only resumes the waits it can serve. */
+  private waiters: Waiter[] = [];
+  private stopHooked = false;
   /** Called when workers would wait on the prefix with nothing in flight that could move it. */
   onStall: (() => void) | undefined;
   private inFlight = 0;
@@ -109,10 +116,28 @@ export class ScanWindow {
         return slot;
       }
       if (this.inputDone && this.queueHead >= this.queue.length) return undefined;
-      if (this.resolvedAhead >= this.limits.maxResolvedAhead && this.inFlight === 0) this.onStall?.();
-      await this.wait(control);
+      if (this.stalled()) this.onStall?.();
+      await this.wait(control, this.workerMayGoOn);
     }
   }
+
+  /** Workers wait on the prefix with nothing in flight that could move it. */
+  private stalled(): boolean {
+    return this.resolvedAhead >= this.limits.maxResolvedAhead && this.inFlight === 0;
+  }
+
+  /** What ends a worker's wait in `next`: a call it may take, the end of input, or a stall to report. */
+  private readonly workerMayGoOn = (): boolean =>
+    (this.resolvedAhead < this.limits.maxResolvedAhead && this.queueHead < this.queue.length) ||
+    (this.inputDone && this.queueHead >= this.queue.length) ||
+    this.stalled();
+
+  /** The reader waits while enough calls are queued or the window is full. */
+  private readonly readerWaits = (): boolean =>
+    this.queue.length - this.queueHead >= this.limits.readAheadBelow ||
+    this.slots.length - this.head >= this.limits.maxWindow;
+
+  private readonly readerMayGoOn = (): boolean => !this.readerWaits();
 
   /** A worker is done with the slot it took (resolved or not). */
   release(): void {
@@ -122,12 +147,8 @@ export class ScanWindow {
 
   /** Resolves when the reader should read again. */
   async wantMore(control: RunControl): Promise<void> {
-    while (
-      !control.stopped &&
-      (this.queue.length - this.queueHead >= this.limits.readAheadBelow ||
-        this.slots.length - this.head >= this.limits.maxWindow)
-    ) {
-      await this.wait(control);
+    while (!control.stopped && this.readerWaits()) {
+      await this.wait(control, this.readerMayGoOn);
     }
   }
 
@@ -175,20 +196,31 @@ export class ScanWindow {
     }
   }
 
-  private wait(control: RunControl): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        control.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      control.signal.addEventListener('abort', done, { once: true });
-      this.waiters.push(done);
-    });
+  private wait(control: RunControl, mayGoOn: () => boolean): Promise<void> {
+    if (!this.stopHooked) {
+      // One hook for the run's stop: every wait ends with it (a wait per call would cost a listener each).
+      this.stopHooked = true;
+      control.onStop(() => this.wakeAll());
+    }
+    if (control.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ mayGoOn, resume: resolve }));
   }
 
+  /** Something changed: resumes the waits whose condition now holds; the others keep waiting. */
   private wake(): void {
     const waiters = this.waiters;
+    if (waiters.length === 0) return;
+    let kept = 0;
+    for (const w of waiters) {
+      if (w.mayGoOn()) w.resume();
+      else waiters[kept++] = w;
+    }
+    waiters.length = kept;
+  }
+
+  private wakeAll(): void {
+    const waiters = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w();
+    for (const w of waiters) w.resume();
   }
 }
