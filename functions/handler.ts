@@ -1,11 +1,10 @@
-import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createRunMetrics } from './lambda/run-metrics';
 import { type RuntimeDeps, SyncRuntime } from './lambda/sync-runtime';
-import type { Env } from './sync';
+import { type Env, SyncLogger } from './sync';
 
 /**
  * The Lambda entry point: a thin adapter that validates the event and hands it to the same engine the
@@ -15,7 +14,7 @@ import type { Env } from './sync';
 export function createHandler(env: Env = process.env, deps: Partial<RuntimeDeps> = {}) {
   const logLevel = (env.POWERTOOLS_LOG_LEVEL ?? env.LOG_LEVEL ?? 'INFO').toUpperCase() as 'INFO';
   const logger =
-    deps.logger ?? new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'did-sync', logLevel });
+    deps.logger ?? new SyncLogger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'did-sync', logLevel });
   const metrics = deps.metrics ?? createRunMetrics(env, logger);
   let runtime: SyncRuntime | undefined;
   const handle = async (event: unknown, context: Context): Promise<unknown> => {

@@ -1,6 +1,4 @@
-import { Console } from 'node:console';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { PowertoolsSyncLog } from '../sync';
+import { PowertoolsSyncLog, SyncLogger } from '../sync';
 
 /**
  * Where the command's output goes. stdout carries only the answer (one JSON document with --json);
@@ -52,10 +50,7 @@ function flush(stream: NodeJS.WriteStream): Promise<void> {
  * writes info and debug to stdout, which belongs to the answer here.
  */
 export function stderrSyncLog(): PowertoolsSyncLog {
-  const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'did-sync' });
-  const toStderr = new Console({ stdout: process.stderr, stderr: process.stderr });
-  // Powertools keeps its console private; it is the one seam for choosing the stream.
-  (logger as unknown as { console: Console }).console = toStderr;
-  toStderr.trace = (message?: unknown, ...rest: unknown[]) => toStderr.log(message, ...rest);
-  return new PowertoolsSyncLog(logger);
+  return new PowertoolsSyncLog(
+    new SyncLogger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'did-sync' }, process.stderr),
+  );
 }

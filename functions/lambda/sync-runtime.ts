@@ -13,6 +13,7 @@ import {
   type Env,
   FINAL_WRITE_MS,
   failureBeforeRun,
+  flushLogLines,
   LeaseHeldError,
   PowertoolsSyncLog,
   parseConnectionSettings,
@@ -139,6 +140,9 @@ export class SyncRuntime {
       if (!isRefusal(error) || isScheduledEvent(event)) throw error;
       this.log.log('warn', 'invalid_invocation', { errorType: error.name, error: error.message });
       return refusal(error);
+    } finally {
+      // Before Lambda may freeze the process: the invocation's last lines go out with it.
+      flushLogLines();
     }
   }
 

@@ -19,7 +19,7 @@ export type {
 } from './admin';
 export { isoOf } from './calls';
 export { type ApiKeyProvider, type DidOptimizerClient, staticApiKey } from './delivery';
-export { PowertoolsSyncLog } from './log';
+export { flushLogLines, PowertoolsSyncLog, SyncLogger } from './log';
 export { FINAL_WRITE_MS, type RunOptions, type RunSummary, runSync, type SyncDeps } from './run/engine';
 export { isApiFault } from './run-control';
 export {
