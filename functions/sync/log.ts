@@ -9,7 +9,11 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
 
 export interface SyncLog {
-  log(level: LogLevel, event: string, fields?: LogFields): void;
+  /**
+   * `fields` may come in parts (keys first, the call, then what happened): the sink merges them once,
+   * so a line per call costs no copy on its way through the layers that add keys.
+   */
+  log(level: LogLevel, event: string, ...fields: LogFields[]): void;
 }
 
 /** An INFO line waits at most this long to be written together with the lines after it. */
@@ -112,8 +116,9 @@ export class PowertoolsSyncLog implements SyncLog {
     }),
   ) {}
 
-  log(level: LogLevel, event: string, fields: LogFields = {}): void {
-    this.logger[level](event, { event, ...fields });
+  log(level: LogLevel, event: string, ...fields: LogFields[]): void {
+    // Powertools copies each object's fields into the line, in order: `event` first.
+    this.logger[level](event, { event }, ...fields);
   }
 }
 
@@ -122,7 +127,7 @@ export class PowertoolsSyncLog implements SyncLog {
  * replay's lease release) write lines the saved queries can still attribute.
  */
 export function withKeys(log: SyncLog, keys: LogFields): SyncLog {
-  return { log: (level, event, fields = {}) => log.log(level, event, { ...keys, ...fields }) };
+  return { log: (level, event, ...fields) => log.log(level, event, keys, ...fields) };
 }
 
 export interface LogEntry extends LogFields {
@@ -136,9 +141,9 @@ export class MemorySyncLog implements SyncLog {
 
   constructor(private readonly next?: SyncLog) {}
 
-  log(level: LogLevel, event: string, fields: LogFields = {}): void {
-    this.entries.push({ ...fields, level, event });
-    this.next?.log(level, event, fields);
+  log(level: LogLevel, event: string, ...fields: LogFields[]): void {
+    this.entries.push(Object.assign({}, ...fields, { level, event }));
+    this.next?.log(level, event, ...fields);
   }
 
   events(event: string): LogEntry[] {

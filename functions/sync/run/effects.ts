@@ -32,7 +32,8 @@ export interface RunEffects {
   startLedger(lease: Lease, since: number, adopt: AdoptRange | undefined, timeoutMs: number): Promise<void>;
   post(payload: CallResultPayload, fields: Record<string, unknown>): Promise<DeliveryResult>;
   /** Says a call was delivered (or would have been). */
-  sent(fields: Record<string, unknown>): void;
+  /** A call delivered: its fields, then the answer's (in parts, merged once by the log). */
+  sent(...fields: Record<string, unknown>[]): void;
   putDeadLetter(letter: DeadLetter, timeoutMs: number): Promise<void>;
   /** Says a call was dead-lettered (or would have been). */
   deadLettered(fields: Record<string, unknown>): void;
@@ -71,7 +72,7 @@ export function liveEffects(deps: SyncDeps, control: RunControl, log: RunLog): R
     control,
     throttle,
     // The delivery's own lines (call_retry, call_ambiguous, rate_limited) carry the sync's id too.
-    { log: (level, event, fields) => log.log(level, event, fields) },
+    { log: (level, event, ...fields) => log.log(level, event, ...fields) },
     deps.random,
   );
   return {
@@ -79,7 +80,7 @@ export function liveEffects(deps: SyncDeps, control: RunControl, log: RunLog): R
     claim: (owner, ms, initial, timeoutMs) => store.acquire(s.syncId, owner, ms, initial, { timeoutMs }),
     startLedger: (lease, since, adopt, timeoutMs) => store.startLedger(lease, since, adopt, { timeoutMs }),
     post: (payload, fields) => delivery.deliver(payload, fields),
-    sent: (fields) => log.log('info', 'call_sent', fields),
+    sent: (...fields) => log.log('info', 'call_sent', ...fields),
     putDeadLetter: (letter, timeoutMs) => store.putDeadLetter(letter, { timeoutMs }),
     deadLettered: (fields) => log.log('warn', 'call_dead_lettered', fields),
     recordLedger: (entries, timeoutMs) =>
@@ -118,7 +119,7 @@ export function dryEffects(deps: SyncDeps, log: RunLog): RunEffects {
     },
     startLedger: async () => {},
     post: async () => ({ kind: 'delivered', status: 0, attempts: 0 }),
-    sent: (fields) => log.log('info', 'call_would_send', fields),
+    sent: (...fields) => log.log('info', 'call_would_send', ...fields),
     putDeadLetter: async () => {},
     deadLettered: (fields) => log.log('warn', 'call_would_dead_letter', fields),
     recordLedger: async () => {},

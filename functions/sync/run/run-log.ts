@@ -1,15 +1,20 @@
 import type { CallRow } from '../calls/payload';
-import type { LogLevel, SyncLog } from '../log';
+import type { LogFields, LogLevel, SyncLog } from '../log';
 
 /** The run's log: every line carries the sync's id. */
 export class RunLog {
+  private readonly keys: LogFields;
+
   constructor(
     private readonly sink: SyncLog,
-    private readonly syncId: string,
-  ) {}
+    syncId: string,
+  ) {
+    this.keys = { syncId };
+  }
 
-  log(level: LogLevel, event: string, fields: Record<string, unknown> = {}): void {
-    this.sink.log(level, event, { syncId: this.syncId, ...fields });
+  /** `fields` in parts, as SyncLog takes them: a line per call is merged once, by the sink. */
+  log(level: LogLevel, event: string, ...fields: LogFields[]): void {
+    this.sink.log(level, event, this.keys, ...fields);
   }
 }
 

@@ -138,8 +138,7 @@ export class Triage {
       case 'delivered':
         this.tally.delivered++;
         this.writer.resolved(row.uniqueid, row.end_epoch, 'delivered');
-        this.effects.sent({
-          ...fields,
+        this.effects.sent(fields, {
           httpStatus: result.status,
           attempt: result.attempts,
           durationMs: this.now() - started,
