@@ -69,6 +69,21 @@ export function flushLogLines(): void {
   for (const batch of batches.values()) batch.flush();
 }
 
+/** Whether every value is a string, a number, a boolean or null (what the replacer passes through). */
+function flat(attributes: Record<string, unknown>): boolean {
+  for (const key in attributes) {
+    const value = attributes[key];
+    if (
+      value !== null &&
+      typeof value !== 'string' &&
+      typeof value !== 'number' &&
+      typeof value !== 'boolean'
+    )
+      return false;
+  }
+  return true;
+}
+
 /** POWERTOOLS_DEV: Powertools' own printing (indented, the global console) for a person reading it. */
 function powertoolsDev(): boolean {
   const value = process.env.POWERTOOLS_DEV?.trim().toLowerCase();
@@ -98,7 +113,12 @@ export class SyncLogger extends Logger {
       return;
     }
     log.prepareForPrint();
-    const line = JSON.stringify(log.getAttributes(), this.getJsonReplacer());
+    const attributes = log.getAttributes();
+    // Powertools' replacer (errors, bigints, cycles) leaves strings, numbers and booleans as they are,
+    // and a replacer takes JSON.stringify off its fast path: a line of such values does without it.
+    const line = flat(attributes)
+      ? JSON.stringify(attributes)
+      : JSON.stringify(attributes, this.getJsonReplacer());
     if (logLevel < LogLevelThreshold.WARN) {
       this.routine.add(line);
     } else {

@@ -56,6 +56,19 @@ describe('log lines', () => {
     expect(typeof line.timestamp).toBe('string');
   });
 
+  it("keeps Powertools' replacer for values it changes (a bigint, an error, a cycle)", () => {
+    const out = recorder();
+    const logger = new SyncLogger({ serviceName: 'did-sync-test', logLevel: 'INFO' }, out.stream);
+    const cycle: Record<string, unknown> = { name: 'loop' };
+    cycle.self = cycle;
+    logger.info('odd_values', { event: 'odd_values', big: 10n, failure: new Error('boom'), cycle });
+    flushLogLines();
+    const line = JSON.parse(out.writes.join('')) as Record<string, unknown>;
+    expect(line.big).toBe('10');
+    expect(line.failure).toMatchObject({ name: 'Error', message: 'boom' });
+    expect(line.cycle).toEqual({ name: 'loop' });
+  });
+
   it('writes a routine line within its batch interval (50 ms) without a flush', () => {
     vi.useFakeTimers();
     try {

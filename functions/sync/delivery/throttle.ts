@@ -98,7 +98,9 @@ export class Throttle {
           window.sent();
         }
         this.inFlight++;
-        if (!(await this.pace(control, now))) {
+        // Unpaced (no 429 met): the send is only recorded, without an await per call.
+        if (this.rate === undefined) this.recordSend();
+        else if (!(await this.pace(control, now))) {
           this.release();
           return false;
         }
@@ -123,6 +125,12 @@ export class Throttle {
         if (control.stopped) return false;
       }
     }
+    this.recordSend();
+    return true;
+  }
+
+  /** Keeps the send times of the last second (what a 429 says the rate was). */
+  private recordSend(): void {
     const sent = this.now();
     this.recent.push(sent);
     while ((this.recent[this.recentHead] as number) <= sent - 1000) this.recentHead++;
@@ -130,7 +138,6 @@ export class Throttle {
       this.recent = this.recent.slice(this.recentHead);
       this.recentHead = 0;
     }
-    return true;
   }
 
   /** Requests per second sends are paced at (undefined: not paced). */
