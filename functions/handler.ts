@@ -4,7 +4,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createRunMetrics } from './lambda/run-metrics';
 import { type RuntimeDeps, SyncRuntime } from './lambda/sync-runtime';
-import { type Env, SyncLogger } from './sync';
+import { type Env, flushLogLines, SyncLogger } from './sync';
 
 /**
  * The Lambda entry point: a thin adapter that validates the event and hands it to the same engine the
@@ -22,7 +22,10 @@ export function createHandler(env: Env = process.env, deps: Partial<RuntimeDeps>
     return runtime.handle(event, context);
   };
   // logMetrics prints a sync run's metrics as one EMF blob when the invocation ends, failed runs included.
+  // Used first, so its steps run last: every log line of the invocation is written before Lambda may
+  // freeze the process (SyncLogger writes routine lines a few at a time).
   return middy(handle)
+    .use({ after: flushLogLines, onError: flushLogLines })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics));
 }
