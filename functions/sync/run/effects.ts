@@ -31,8 +31,7 @@ export interface RunEffects {
   claim(owner: string, leaseMs: number, initial: Cursor, timeoutMs: number): Promise<AcquireResult>;
   startLedger(lease: Lease, since: number, adopt: AdoptRange | undefined, timeoutMs: number): Promise<void>;
   post(payload: CallResultPayload, fields: Record<string, unknown>): Promise<DeliveryResult>;
-  /** Says a call was delivered (or would have been). */
-  /** A call delivered: its fields, then the answer's (in parts, merged once by the log). */
+  /** Says a call was delivered (or would have been): its fields, then the answer's, merged once by the log. */
   sent(...fields: Record<string, unknown>[]): void;
   putDeadLetter(letter: DeadLetter, timeoutMs: number): Promise<void>;
   /** Says a call was dead-lettered (or would have been). */
@@ -72,7 +71,7 @@ export function liveEffects(deps: SyncDeps, control: RunControl, log: RunLog): R
     control,
     throttle,
     // The delivery's own lines (call_retry, call_ambiguous, rate_limited) carry the sync's id too.
-    { log: (level, event, ...fields) => log.log(level, event, ...fields) },
+    log,
     deps.random,
   );
   return {

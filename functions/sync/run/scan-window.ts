@@ -104,7 +104,7 @@ export class ScanWindow {
   async next(control: RunControl): Promise<Slot | undefined> {
     for (;;) {
       if (control.stopped) return undefined;
-      if (this.resolvedAhead < this.limits.maxResolvedAhead && this.queueHead < this.queue.length) {
+      if (this.mayTake()) {
         const slot = this.queue[this.queueHead++] as Slot;
         if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.queueHead);
@@ -115,10 +115,20 @@ export class ScanWindow {
         if (this.queue.length - this.queueHead < this.limits.readAheadBelow) this.wake();
         return slot;
       }
-      if (this.inputDone && this.queueHead >= this.queue.length) return undefined;
+      if (this.drained()) return undefined;
       if (this.stalled()) this.onStall?.();
       await this.wait(control, this.workerMayGoOn);
     }
+  }
+
+  /** A queued call a worker may take: within the calls allowed resolved ahead of the prefix. */
+  private mayTake(): boolean {
+    return this.resolvedAhead < this.limits.maxResolvedAhead && this.queueHead < this.queue.length;
+  }
+
+  /** Nothing queued and nothing more to come. */
+  private drained(): boolean {
+    return this.inputDone && this.queueHead >= this.queue.length;
   }
 
   /** Workers wait on the prefix with nothing in flight that could move it. */
@@ -127,10 +137,7 @@ export class ScanWindow {
   }
 
   /** What ends a worker's wait in `next`: a call it may take, the end of input, or a stall to report. */
-  private readonly workerMayGoOn = (): boolean =>
-    (this.resolvedAhead < this.limits.maxResolvedAhead && this.queueHead < this.queue.length) ||
-    (this.inputDone && this.queueHead >= this.queue.length) ||
-    this.stalled();
+  private readonly workerMayGoOn = (): boolean => this.mayTake() || this.drained() || this.stalled();
 
   /** The reader waits while enough calls are queued or the window is full. */
   private readonly readerWaits = (): boolean =>
