@@ -14,6 +14,7 @@ import {
   formatStatus,
   formatTrace,
 } from '../functions/cli/format';
+import { holdHeapNearDrainSize } from '../functions/cli/heap';
 import { err, exitAfterDrain, out, outJson, stderrSyncLog } from '../functions/cli/output';
 import {
   dynamoLabel,
@@ -94,6 +95,8 @@ async function main(argv: string[]): Promise<number> {
     return line.exitCode;
   }
   const { command, values, positionals } = line;
+  // A drain's heap stays near what it needs rather than what V8 would grow it to (functions/cli/heap.ts).
+  holdHeapNearDrainSize();
   const json = values.json === true;
   const started = Date.now();
   const env = loadEnv(process.cwd());

@@ -14,6 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { holdHeapNearDrainSize } from '../../functions/cli/heap';
 import { staticApiKey } from '../../functions/sync/delivery/api-client';
 import { PowertoolsSyncLog } from '../../functions/sync/log';
 import { type RunSummary, runSync } from '../../functions/sync/run/engine';
@@ -72,6 +73,8 @@ export interface SyncRunFigures {
   maxRssKb: number;
   /** RSS with everything loaded and wired, before runSync. */
   rssBeforeMb: number;
+  /** Whether the CLI's heap hold applied (false: node options sized the heap). */
+  heapHeld: boolean;
   heapUsedMb: number;
   /** Queries of the VICIdial connection as the engine awaited them, by kind. */
   queries: Record<string, QueryStats>;
@@ -99,6 +102,9 @@ function kindOf(sql: string): string {
 }
 
 async function runEngine(job: Extract<RunnerJob, { mode: 'sync' }>): Promise<SyncRunFigures> {
+  // As `did-sync run` holds its heap. F' passes Lambda's heap options in NODE_OPTIONS, which this leaves
+  // alone, as in the function (the handler never calls it).
+  const heap = holdHeapNearDrainSize();
   const dynamo = createDynamoClient({ table: job.table, region: 'us-east-1', endpoint: job.dynamoEndpoint });
   const dynamoCounts: Record<string, number> = {};
   dynamo.middlewareStack.add(
@@ -154,6 +160,7 @@ async function runEngine(job: Extract<RunnerJob, { mode: 'sync' }>): Promise<Syn
     processCpuUs: all.user + all.system,
     maxRssKb: process.resourceUsage().maxRSS,
     rssBeforeMb,
+    heapHeld: heap.skipped === undefined,
     heapUsedMb: process.memoryUsage().heapUsed / 1024 / 1024,
     queries,
     dynamo: dynamoCounts,
