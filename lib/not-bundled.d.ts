@@ -1,0 +1,2 @@
+/** See not-bundled.js. */
+export declare const NOT_BUNDLED: readonly string[];
