@@ -41,6 +41,7 @@ import { startLocalMariaDb } from '../test/support/local-mariadb';
 import { benchBundle } from './bench/bundle';
 import { benchCenter } from './bench/center';
 import { CHILD_NODE } from './bench/child';
+import { cliDrain } from './bench/cli-run';
 import {
   cleanup,
   elapsedSeconds,
@@ -131,6 +132,7 @@ async function main() {
     rateLimited: [],
     ratePair: null,
     rss: [],
+    rssCli: [],
     rssLambda: [],
     bundle: null,
     day: null,
@@ -277,6 +279,17 @@ async function main() {
           apiLatencyMs: RSS_LATENCY_MS,
         }),
       );
+    }
+    if (SECTIONS.has('F')) {
+      for (const node of benchNodes()) {
+        results.rssCli.push(
+          await cliDrain(ctx, sets, {
+            calls: RSS_CALLS[0] ?? 20_000,
+            node: node.path,
+            nodeVersion: node.version,
+          }),
+        );
+      }
     }
     const node24 = benchNodes().find((n) => n.version.startsWith('v24'));
     if (SECTIONS.has('F') && node24) {

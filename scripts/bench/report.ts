@@ -440,6 +440,26 @@ function rssTable(results: BenchResults): void {
     'rrrrrrrlrl',
   );
   out('   floor: RSS before the run (node, the SDK, mysql2 and the engine loaded)');
+  if (results.rssCli.length > 0) {
+    printTable(
+      "F, the command itself: `node bin/did-sync.js run` as cron starts it (settings from the environment, INFO logs on stderr), peak RSS from the kernel's high-water mark (VmHWM)",
+      ['node', 'calls', 'wall s', 'peak RSS MB', `goal <= ${GOALS.peakRssMb} MB`, 'check'],
+      results.rssCli.map((f) => [
+        f.node,
+        fmt(f.calls),
+        fmt(f.wallSeconds, 1),
+        fmt(f.peakRssMb),
+        goal(f.peakRssMb === null ? null : f.peakRssMb <= GOALS.peakRssMb),
+        f.ok
+          ? `ok (${fmt(f.stored)} stored once)`
+          : `FAILED: exit ${f.exitCode}, ${fmt(f.stored)} stored, ${f.duplicates} twice`,
+      ]),
+      'lrrrll',
+    );
+    out(
+      '   wall time includes start-up (module loading; the first start after a change also compiles the command)',
+    );
+  }
   if (results.rssLambda.length === 0) return;
   printTable(
     "F'. Peak RSS as Lambda runs the function at 512 MB (Node 24; the runtime's own heap options), without and with NODE_OPTIONS=--max-semi-space-size=2",

@@ -1,5 +1,6 @@
 import type { BundleFigures } from './bundle';
 import type { CenterFigures } from './center';
+import type { CliDrainFigures } from './cli-run';
 import type { DayFigures } from './day';
 import type { BareFigures, DrainFigures, PairFigures } from './delivery';
 
@@ -33,6 +34,8 @@ export interface BenchResults {
   /** Two syncs behind one IP sharing the 1 s window. */
   ratePair: PairFigures | null;
   rss: DrainFigures[];
+  /** Peak RSS of `did-sync run` itself (the bin entry, as cron starts it), on each node. */
+  rssCli: CliDrainFigures[];
   /** Peak RSS as Lambda's Node 24 at 512 MB runs the function, without and with the template's option. */
   rssLambda: (DrainFigures & { nodeOptions: string })[];
   bundle: BundleFigures | null;
