@@ -16,8 +16,8 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
  *   it at), by setting its growth factor to 1 then;
  * - old space may grow by OLD_SPACE_GROWTH_PERCENT over what the last mark found live.
  *
- * Measured (`npm run bench`, README): peak RSS 98-101 MB on Node 20 and 108-113 MB on Node 24 for the
- * same drain, CPU per call within the rounds' spread. A process started with its own heap options
+ * What it buys is measured by `npm run bench` (section F, figures in the README), CPU per call within the
+ * rounds' spread. A process started with its own heap options
  * (`node --max-semi-space-size=...`, or in NODE_OPTIONS) keeps them: an operator's choice wins.
  */
 
@@ -30,23 +30,17 @@ export const OLD_SPACE_GROWTH_PERCENT = 25;
 const OPERATOR_OPTIONS =
   /--(max-semi-space-size|min-semi-space-size|semi-space-growth-factor|heap-growing-percent)\b/;
 
-export interface HeapHold {
-  /** Why nothing was set, or undefined when the settings apply. */
-  readonly skipped: string | undefined;
-  /** Stops watching the young generation (it holds whatever size it has reached). */
-  readonly stop: () => void;
-}
-
+/** `skipped`: why nothing was set (the operator's own heap options), or undefined when the settings apply. */
 export function holdHeapNearDrainSize(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions: string | undefined = process.env.NODE_OPTIONS,
-): HeapHold {
+): { skipped: string | undefined } {
   const given = [...execArgv, nodeOptions ?? ''].find((option) => OPERATOR_OPTIONS.test(option));
-  if (given !== undefined) return { skipped: `node started with ${given.trim()}`, stop: () => undefined };
+  if (given !== undefined) return { skipped: `node started with ${given.trim()}` };
   setFlagsFromString(`--heap-growing-percent=${OLD_SPACE_GROWTH_PERCENT}`);
   if (youngGenerationBytes() >= YOUNG_GENERATION_BYTES) {
     stopYoungGrowth();
-    return { skipped: undefined, stop: () => undefined };
+    return { skipped: undefined };
   }
   // Smaller than the mark: let it grow there, then hold it (a GC entry arrives after each collection).
   const observer = new PerformanceObserver(() => {
@@ -55,7 +49,7 @@ export function holdHeapNearDrainSize(
     observer.disconnect();
   });
   observer.observe({ entryTypes: ['gc'] });
-  return { skipped: undefined, stop: () => observer.disconnect() };
+  return { skipped: undefined };
 }
 
 function stopYoungGrowth(): void {

@@ -73,8 +73,6 @@ export interface SyncRunFigures {
   maxRssKb: number;
   /** RSS with everything loaded and wired, before runSync. */
   rssBeforeMb: number;
-  /** Whether the CLI's heap hold applied (false: node options sized the heap). */
-  heapHeld: boolean;
   heapUsedMb: number;
   /** Queries of the VICIdial connection as the engine awaited them, by kind. */
   queries: Record<string, QueryStats>;
@@ -104,7 +102,7 @@ function kindOf(sql: string): string {
 async function runEngine(job: Extract<RunnerJob, { mode: 'sync' }>): Promise<SyncRunFigures> {
   // As `did-sync run` holds its heap. F' passes Lambda's heap options in NODE_OPTIONS, which this leaves
   // alone, as in the function (the handler never calls it).
-  const heap = holdHeapNearDrainSize();
+  holdHeapNearDrainSize();
   const dynamo = createDynamoClient({ table: job.table, region: 'us-east-1', endpoint: job.dynamoEndpoint });
   const dynamoCounts: Record<string, number> = {};
   dynamo.middlewareStack.add(
@@ -160,7 +158,6 @@ async function runEngine(job: Extract<RunnerJob, { mode: 'sync' }>): Promise<Syn
     processCpuUs: all.user + all.system,
     maxRssKb: process.resourceUsage().maxRSS,
     rssBeforeMb,
-    heapHeld: heap.skipped === undefined,
     heapUsedMb: process.memoryUsage().heapUsed / 1024 / 1024,
     queries,
     dynamo: dynamoCounts,
