@@ -13,6 +13,41 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { NOT_BUNDLED } from '../lib/not-bundled.js';
 
+/**
+ * glibc's malloc gives each thread that allocates an arena of its own and keeps what it freed there:
+ * V8's compiler and GC threads and libuv's pool each hold a few megabytes for the run's life. One arena
+ * for the process (MALLOC_ARENA_MAX=1, which glibc reads only when a process starts, so the command
+ * starts itself again with it, ~40 ms) measured 5-9 MB less at a 20,000-call drain's peak (README,
+ * benchmark F), CPU per call unchanged. An operator's own MALLOC_ARENA_MAX wins; Node before 22.15 has
+ * no process.execve and runs as started.
+ */
+function startWithOneMallocArena() {
+  if (process.env.MALLOC_ARENA_MAX !== undefined || typeof process.execve !== 'function') return;
+  if (!usesGlibc()) return; // musl and the rest have no arenas to limit
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      ...process.env,
+      MALLOC_ARENA_MAX: '1',
+    });
+  } catch {
+    // execve(2) refused (a seccomp profile, say): this process goes on as it is.
+  }
+}
+
+function usesGlibc() {
+  const excludeNetwork = process.report.excludeNetwork;
+  try {
+    process.report.excludeNetwork = true; // the report's network section costs a DNS lookup
+    return Boolean(process.report.getReport().header.glibcVersionRuntime);
+  } catch {
+    return false;
+  } finally {
+    process.report.excludeNetwork = excludeNetwork;
+  }
+}
+
+startWithOneMallocArena();
+
 // did-sync supports Node 22 and 24. On an older Node the AWS SDK prints a nine-line deprecation
 // warning on every start, into the operator's output; one line of ours says it instead.
 if (Number(process.versions.node.split('.')[0]) < 22) {

@@ -92,6 +92,8 @@ export async function runChild(
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         POWERTOOLS_SERVICE_NAME: 'did-sync',
         POWERTOOLS_METRICS_DISABLED: 'true',
+        // One malloc arena, as the did-sync command starts itself and the stack sets for the function.
+        MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1',
         ...env,
         BENCH_RUNNER_JOB: JSON.stringify({ ...job, resultPath }),
       },
