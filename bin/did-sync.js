@@ -13,41 +13,6 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { NOT_BUNDLED } from '../lib/not-bundled.js';
 
-/**
- * glibc's malloc gives each thread that allocates an arena of its own and keeps what it freed there:
- * V8's compiler and GC threads and libuv's pool each hold a few megabytes for the run's life. One arena
- * for the process (MALLOC_ARENA_MAX=1, which glibc reads only when a process starts, so the command
- * starts itself again with it, ~40 ms) measured 5-9 MB less at a 20,000-call drain's peak (README,
- * benchmark F), CPU per call unchanged. An operator's own MALLOC_ARENA_MAX wins; Node before 22.15 has
- * no process.execve and runs as started.
- */
-function startWithOneMallocArena() {
-  if (process.env.MALLOC_ARENA_MAX !== undefined || typeof process.execve !== 'function') return;
-  if (!usesGlibc()) return; // musl and the rest have no arenas to limit
-  try {
-    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-      ...process.env,
-      MALLOC_ARENA_MAX: '1',
-    });
-  } catch {
-    // execve(2) refused (a seccomp profile, say): this process goes on as it is.
-  }
-}
-
-function usesGlibc() {
-  const excludeNetwork = process.report.excludeNetwork;
-  try {
-    process.report.excludeNetwork = true; // the report's network section costs a DNS lookup
-    return Boolean(process.report.getReport().header.glibcVersionRuntime);
-  } catch {
-    return false;
-  } finally {
-    process.report.excludeNetwork = excludeNetwork;
-  }
-}
-
-startWithOneMallocArena();
-
 // did-sync supports Node 22 and 24. On an older Node the AWS SDK prints a nine-line deprecation
 // warning on every start, into the operator's output; one line of ours says it instead.
 if (Number(process.versions.node.split('.')[0]) < 22) {
@@ -65,6 +30,7 @@ const CACHE = join(ROOT, 'node_modules', '.cache', 'did-sync');
 const BUNDLE = join(CACHE, 'did-sync.cjs');
 const MANIFEST = join(CACHE, 'did-sync.inputs.json');
 const RECIPE = ['bin/did-sync.js', 'lib/not-bundled.js'];
+const PREPARED = 'DID_SYNC_LAUNCHER_PREPARED';
 
 /** Each file the bundle was compiled from, with the size and time it had then. */
 function fingerprint(paths) {
@@ -137,7 +103,52 @@ async function compiled() {
   }
 }
 
-if (await compiled()) {
+/**
+ * glibc's malloc gives each thread that allocates an arena of its own and keeps what it freed there:
+ * V8's compiler and GC threads and libuv's pool each hold a few megabytes for the run's life. One arena
+ * for the process (MALLOC_ARENA_MAX=1, which glibc reads only when a process starts, so the command
+ * starts itself again with it, ~20 ms) measured 5-9 MB less at a 20,000-call drain's peak (README,
+ * benchmark F), CPU per call unchanged. An operator's own MALLOC_ARENA_MAX wins; Node before 22.15 has
+ * no process.execve and runs as started. `prepared` tells the new process how to run the command, found
+ * out here: what finding it out cost (stat'ing each input, esbuild when the bundle is remade) goes
+ * with this process.
+ */
+function startWithOneMallocArena(prepared) {
+  if (process.env.MALLOC_ARENA_MAX !== undefined || typeof process.execve !== 'function') return;
+  if (!usesGlibc()) return; // musl and the rest have no arenas to limit
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      ...process.env,
+      MALLOC_ARENA_MAX: '1',
+      [PREPARED]: prepared,
+    });
+  } catch {
+    // execve(2) refused (a seccomp profile, say): this process goes on as it is.
+  }
+}
+
+function usesGlibc() {
+  const excludeNetwork = process.report.excludeNetwork;
+  try {
+    process.report.excludeNetwork = true; // the report's network section costs a DNS lookup
+    return Boolean(process.report.getReport().header.glibcVersionRuntime);
+  } catch {
+    return false;
+  } finally {
+    process.report.excludeNetwork = excludeNetwork;
+  }
+}
+
+// Set by this launcher for the process it starts itself again as; read once, and gone from the
+// environment the command sees.
+let how = process.env[PREPARED];
+delete process.env[PREPARED];
+if (how !== 'bundle' && how !== 'tsx') {
+  how = (await compiled()) ? 'bundle' : 'tsx';
+  startWithOneMallocArena(how);
+}
+
+if (how === 'bundle') {
   createRequire(import.meta.url)(BUNDLE);
 } else {
   const { register } = await import('tsx/esm/api');
