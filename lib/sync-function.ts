@@ -129,10 +129,11 @@ export class SyncFunction extends Construct {
       DEAD_LETTER_DAYS: String(props.deadLetterDays),
       LEDGER_DAYS: String(props.ledgerDays),
       ...(props.secretsManagerUrl ? { SECRETS_MANAGER_ENDPOINT: props.secretsManagerUrl } : {}),
-      // One malloc arena for the process instead of one per thread (V8's compiler and GC workers each
-      // kept theirs): bench F' on Node 24, 105 MB at a 20,000-call drain's peak instead of 107-114,
-      // CPU per call unchanged. glibc reads it when the runtime's node starts.
+      // glibc's malloc as the did-sync command sets it (bin/did-sync.js says why): one arena for the
+      // process, and blocks of 16 kB and more (the compilers' working memory) handed back when freed.
+      // glibc reads them when the runtime's node starts. Bench F', Node 24: see the README.
       MALLOC_ARENA_MAX: '1',
+      MALLOC_MMAP_THRESHOLD_: '16384',
       // A 2 MB young generation keeps a long drain's RSS near its heap (bench F on Node 24: 146 MB
       // instead of 231 for 100,000 calls) for ~15 % more CPU per call. Source-mapped stack traces cost
       // cold-start time; only worth it when the map ships.

@@ -118,8 +118,9 @@ describe('the stack from the checked-in cdk.json', () => {
     const vars = only(s.json, 'AWS::Lambda::Function')[1].Properties.Environment.Variables;
     // No source map ships by default, so nothing to enable; no endpoint without createVpcEndpoints.
     expect(vars.NODE_OPTIONS).toBe('--max-semi-space-size=2');
-    // Read by glibc when the runtime's node starts: one malloc arena rather than one per thread.
+    // Read by glibc when the runtime's node starts, as the did-sync command sets them.
     expect(vars.MALLOC_ARENA_MAX).toBe('1');
+    expect(vars.MALLOC_MMAP_THRESHOLD_).toBe('16384');
     expect(vars).not.toHaveProperty('SECRETS_MANAGER_ENDPOINT');
     s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       MaximumRetryAttempts: 0,

@@ -92,8 +92,10 @@ export async function runChild(
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         POWERTOOLS_SERVICE_NAME: 'did-sync',
         POWERTOOLS_METRICS_DISABLED: 'true',
-        // One malloc arena, as the did-sync command starts itself and the stack sets for the function.
+        // glibc's malloc as the did-sync command starts itself (Node 22.15 and later) and the stack
+        // sets it for the function.
         MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1',
+        MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '16384',
         ...env,
         BENCH_RUNNER_JOB: JSON.stringify({ ...job, resultPath }),
       },

@@ -457,7 +457,7 @@ function rssTable(results: BenchResults): void {
       'lrrrll',
     );
     out(
-      '   wall time includes start-up (module loading; the first start after a change also compiles the command)',
+      '   wall time includes start-up (module loading); the bundle is made beforehand, as every start but the first after a change finds it',
     );
   }
   if (results.rssLambda.length === 0) return;

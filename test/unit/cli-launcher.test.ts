@@ -8,22 +8,36 @@ import { describe, expect, it } from 'vitest';
 const ROOT = join(import.meta.dirname, '..', '..');
 const CACHE = join(ROOT, 'node_modules', '.cache', 'did-sync');
 
-/** Each start of a node process the command ran in, with its MALLOC_ARENA_MAX, seen by a preloaded script. */
-function startsOf(env: Record<string, string>): string[] {
+/**
+ * Each start of a node process the command ran in, seen by a preloaded script: its pid, its malloc
+ * settings, and whether the launcher's note to itself is still in the environment when the bundle runs.
+ */
+function startsOf(env: Record<string, string>): { pid: string; malloc: string; noteLeft?: boolean }[] {
   const dir = mkdtempSync(join(tmpdir(), 'did-sync-launcher-'));
   try {
     const preload = join(dir, 'starts.cjs');
     writeFileSync(
       preload,
-      'process.stderr.write("start " + process.pid + " " + process.env.MALLOC_ARENA_MAX + "\\n");\n',
+      [
+        'const e = process.env;',
+        'const start = { pid: String(process.pid), malloc: e.MALLOC_ARENA_MAX + "," + e.MALLOC_MMAP_THRESHOLD_ };',
+        'process.stderr.write("start " + JSON.stringify(start) + "\\n");',
+        // The bundle's first line of its own: the launcher has removed its note by then.
+        'process.on("exit", () => process.stderr.write("left " + ("DID_SYNC_LAUNCHER_PREPARED" in e) + "\\n"));',
+      ].join('\n'),
     );
-    const { MALLOC_ARENA_MAX: _, ...inherited } = process.env;
+    const { MALLOC_ARENA_MAX: _a, MALLOC_MMAP_THRESHOLD_: _m, ...inherited } = process.env;
     const result = spawnSync(process.execPath, [join(ROOT, 'bin', 'did-sync.js'), '--help'], {
       encoding: 'utf8',
       env: { ...inherited, DID_SYNC_QUIET_NODE_NOTE: '1', NODE_OPTIONS: `--require ${preload}`, ...env },
     });
     expect(result.status).toBe(0);
-    return result.stderr.split('\n').filter((line) => line.startsWith('start '));
+    const lines = result.stderr.split('\n');
+    const starts = lines.filter((l) => l.startsWith('start ')).map((l) => JSON.parse(l.slice(6)));
+    const left = lines.find((l) => l.startsWith('left '));
+    return starts.map((start, i) =>
+      i === starts.length - 1 ? { ...start, noteLeft: left === 'left true' } : start,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -36,14 +50,18 @@ function glibc(): boolean {
 
 describe('the did-sync command', () => {
   it.runIf('execve' in process && glibc())(
-    'starts itself again, same process, with one malloc arena; an operator-set MALLOC_ARENA_MAX is kept',
+    'starts itself again, same process, with its malloc settings; ones the operator set are kept',
     () => {
-      const starts = startsOf({});
-      expect(starts).toHaveLength(2);
-      const [first, second] = starts.map((line) => line.split(' '));
-      expect(second?.[1]).toBe(first?.[1]); // execve: the pid cron or systemd watches stays
-      expect([first?.[2], second?.[2]]).toEqual(['undefined', '1']);
-      expect(startsOf({ MALLOC_ARENA_MAX: '4' }).map((line) => line.split(' ')[2])).toEqual(['4']);
+      const [first, second, ...more] = startsOf({});
+      expect(more).toEqual([]);
+      expect(second?.pid).toBe(first?.pid); // execve: the pid cron or systemd watches stays
+      expect([first?.malloc, second?.malloc]).toEqual(['undefined,undefined', '1,16384']);
+      expect(second?.noteLeft).toBe(false);
+      expect(startsOf({ MALLOC_ARENA_MAX: '4', MALLOC_MMAP_THRESHOLD_: '65536' })).toEqual([
+        expect.objectContaining({ malloc: '4,65536', noteLeft: false }),
+      ]);
+      const [, partly] = startsOf({ MALLOC_ARENA_MAX: '2' });
+      expect(partly?.malloc).toBe('2,16384');
     },
   );
 
