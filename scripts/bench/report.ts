@@ -462,7 +462,7 @@ function rssTable(results: BenchResults): void {
   }
   if (results.rssLambda.length === 0) return;
   printTable(
-    "F'. Peak RSS as Lambda runs the function at 512 MB (Node 24; the runtime's own heap options), without and with NODE_OPTIONS=--max-semi-space-size=2",
+    "F'. Peak RSS as Lambda runs the function at 512 MB (Node 24; the runtime's own heap options and the template's MALLOC_* settings), without and with NODE_OPTIONS=--max-semi-space-size=2",
     [
       'NODE_OPTIONS',
       'calls',
