@@ -101,6 +101,34 @@ describe('calls of any length', () => {
   );
 });
 
+describe('a run that stops while a long call settles', () => {
+  it('follows the call instead of holding the cursor at its start, and the next run posts it once', async () => {
+    const syncId = 'settling-long';
+    const now = await h.dbNow();
+    const env = { SYNC_ID: syncId, START_FROM: String(now - 1200) };
+    // Ten minutes on the phone, hung up and dispositioned 10 s ago: within SETTLE_SECONDS (30).
+    const long = makeCall({ end_epoch: now - 10, length_in_sec: 600, status: 'SALE' }, 60);
+    // Short calls up to the settle bound: the run's candidate cursor goes there.
+    const short = Array.from({ length: 20 }, (_, i) => makeCall({ end_epoch: now - 200 + i * 8 }, 61 + i));
+    await insertCalls(h.db, [long, ...short]);
+    const first = await h.run(env);
+    expect(first.summary).toMatchObject({ outcome: 'completed', delivered: 20, pending: 1 });
+    // Not held where the call started (+ LOOKBACK_SECONDS, ~8 minutes back): every next run would
+    // read those minutes again.
+    const cursor = (await h.store.read(syncId))?.cursor.endEpoch ?? 0;
+    expect(cursor).toBeGreaterThanOrEqual(now - 40);
+    expect(h.api.deliveredCount(long.uniqueid)).toBe(0);
+    // A minute later: the call has settled.
+    await update(long.uniqueid, { end_epoch: now - 70, start_epoch: now - 670 });
+    const second = await h.run(env);
+    expect(second.summary).toMatchObject({ pending: 0, pendingResolved: 1 });
+    await h.run(env);
+    expect(h.api.deliveredCount(long.uniqueid)).toBe(1);
+    expect(h.api.stored.get(long.uniqueid)).toMatchObject({ disposition: 'SALE', duration: 600 });
+    expect(h.api.calls).toHaveLength(21);
+  });
+});
+
 describe('in-between states', () => {
   it('sends an agent call once, as SALE, after QUEUE, INCALL, DISPO and the disposition minutes later', async () => {
     const now = await h.dbNow();

@@ -92,4 +92,24 @@ describe('R1, the cursor rule', () => {
     expect(followed).toEqual(['l']);
     expect(d.held).toEqual([]);
   });
+
+  it("at a run's last write, a finished call still queued is followed: no later run reads its minutes again", () => {
+    const queued = { uniqueid: 'q', cdEpoch: 2000, earliestEnd: 2700, finished: true };
+    const followed: string[] = [];
+    const last = decideCursor(
+      cursorAt(900),
+      cursorAt(2600),
+      [queued],
+      LOOKBACK,
+      (o) => {
+        followed.push(o.uniqueid);
+        return true;
+      },
+      true,
+    );
+    expect(last).toEqual({ cursor: cursorAt(2600), follow: [queued], held: [] });
+    // No room to follow it: it holds the cursor, as any row would.
+    const full = decideCursor(cursorAt(900), cursorAt(2600), [queued], LOOKBACK, () => false, true);
+    expect(full).toEqual({ cursor: cursorAt(2120), follow: [], held: [queued] });
+  });
 });

@@ -193,7 +193,7 @@ export class CheckpointWriter {
   /** One conditional checkpoint write, the ledger and the followed calls' items first. */
   private async writeOnce(): Promise<void> {
     if (this.control.reason === 'lease_lost' || this.control.reason === 'checkpoint_error') return;
-    const write = this.pending();
+    const write = this.pending(false);
     if (!write) return;
     if (!(await this.recordLedger(write))) return;
     try {
@@ -214,7 +214,7 @@ export class CheckpointWriter {
   /** The last write, ledger first, to go with the lease release; undefined when it must not move. */
   async finalWrite(): Promise<PendingWrite | undefined> {
     if (this.control.reason === 'lease_lost') return undefined;
-    const write = this.pending();
+    const write = this.pending(true);
     // Without their ledger entries neither the cursor nor the follow set may move past those calls.
     if (!write || !(await this.recordLedger(write))) return undefined;
     try {
@@ -234,13 +234,13 @@ export class CheckpointWriter {
     this.logCheckpoint(write, true);
   }
 
-  /** What the next checkpoint write would store, or undefined when nothing changed. */
-  private pending(): PendingWrite | undefined {
+  /** What the next checkpoint write would store, or undefined when nothing changed. `last`: the run's. */
+  private pending(last: boolean): PendingWrite | undefined {
     const previous = this.cursorNow;
     const covers = this.unwritten;
     const candidate = this.window?.prefixCursor() ?? previous;
     const unresolved = [...(this.scanner?.waitingRows() ?? []), ...(this.window?.unresolvedRows() ?? [])];
-    const next = this.follow.decide(previous, candidate, unresolved);
+    const next = this.follow.decide(previous, candidate, unresolved, last);
     let frontier = this.frontier > next.endEpoch ? this.frontier : 0;
     for (const row of this.window?.resolvedBeyondPrefix() ?? []) frontier = Math.max(frontier, row.end_epoch);
     const aheadChanged = this.window?.takeAheadChanged() ?? false;

@@ -138,15 +138,17 @@ export class FollowSet {
    * R1, enforced here and nowhere else: every row this run read and has not resolved (watched
    * in-between rows, and `unresolved`: finished calls waiting in the reorder heap, queued or in flight)
    * is followed before a cursor that would pass it is written; one that cannot be followed
-   * (PENDING_MAX) holds the cursor, and the run stops `pending_full`.
+   * (PENDING_MAX) holds the cursor, and the run stops `pending_full`. During the run a finished call
+   * still queued may hold it instead (HOLD_FOR_FINISHED_SECONDS); at the `last` write it is followed.
    */
-  decide(previous: Cursor, candidate: Cursor, unresolved: Iterable<CallRow>): Cursor {
+  decide(previous: Cursor, candidate: Cursor, unresolved: Iterable<CallRow>, last: boolean): Cursor {
     const decision = decideCursor(
       previous,
       candidate,
       this.openRows(unresolved),
       this.s.lookbackSeconds,
       (o) => this.follow({ uniqueid: o.uniqueid, end_epoch: o.earliestEnd }),
+      last,
     );
     if (decision.held.length > 0) {
       this.control.stop(
