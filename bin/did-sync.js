@@ -11,6 +11,7 @@
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { MALLOC_SETTINGS } from '../lib/malloc-settings.js';
 import { NOT_BUNDLED } from '../lib/not-bundled.js';
 
 // did-sync supports Node 22 and 24. On an older Node the AWS SDK prints a nine-line deprecation
@@ -104,25 +105,10 @@ async function compiled() {
 }
 
 /**
- * How glibc's malloc is set for the command, read only when a process starts (so the command starts
- * itself again with them, ~20 ms). Measured on 20,000-call drains (README, benchmark F), CPU per call
- * unchanged by either:
- * - one arena for the process instead of one per thread that allocates: V8's compiler and GC threads
- *   and libuv's pool each kept megabytes of their own (Node 24's peak 108-114 MB -> 100-111);
- * - blocks of 16 kB and more mapped on their own and handed back when freed: the compilers' working
- *   memory (V8 zones, 10 to 22 MB at once while a drain warms up, heaptrack) otherwise stays in the
- *   heap's middle for the run's life, under the rows and requests that come after (10 rounds on
- *   Node 24: median 104 MB, up to 111, -> median 101, up to 103). A fixed threshold also stops glibc
- *   raising it after a large free.
- * Values the operator set win.
- */
-const MALLOC_SETTINGS = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '16384' };
-
-/**
- * Starts the command again with MALLOC_SETTINGS when one is not set yet; Node before 22.15 has no
- * process.execve and runs as started. `prepared` tells the new process how to run the command, found
- * out here: what finding it out cost (stat'ing each input, esbuild when the bundle is remade) goes
- * with this process.
+ * Starts the command again with MALLOC_SETTINGS (lib/malloc-settings.js says why) when one is not set
+ * yet, ~20 ms; values the operator set win. Node before 22.15 has no process.execve and runs as
+ * started. `prepared` tells the new process how to run the command, found out here: what finding it
+ * out cost (stat'ing each input, esbuild when the bundle is remade) goes with this process.
  */
 function startWithMallocSettings(prepared) {
   const missing = Object.keys(MALLOC_SETTINGS).some((name) => process.env[name] === undefined);

@@ -9,6 +9,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { partitionKey } from '../functions/sync/state/keys';
+import { MALLOC_SETTINGS } from './malloc-settings.js';
 import { NOT_BUNDLED } from './not-bundled.js';
 import type { SyncConfig } from './settings';
 import { PropsError, requireInteger } from './validation';
@@ -129,11 +130,9 @@ export class SyncFunction extends Construct {
       DEAD_LETTER_DAYS: String(props.deadLetterDays),
       LEDGER_DAYS: String(props.ledgerDays),
       ...(props.secretsManagerUrl ? { SECRETS_MANAGER_ENDPOINT: props.secretsManagerUrl } : {}),
-      // glibc's malloc as the did-sync command sets it (bin/did-sync.js says why): one arena for the
-      // process, and blocks of 16 kB and more (the compilers' working memory) handed back when freed.
-      // glibc reads them when the runtime's node starts. Bench F', Node 24: see the README.
-      MALLOC_ARENA_MAX: '1',
-      MALLOC_MMAP_THRESHOLD_: '16384',
+      // glibc's malloc as the did-sync command sets it (lib/malloc-settings.js says why), read when the
+      // runtime's node starts. Bench F', Node 24: see the README.
+      ...MALLOC_SETTINGS,
       // A 2 MB young generation keeps a long drain's RSS near its heap (bench F on Node 24: 146 MB
       // instead of 231 for 100,000 calls) for ~15 % more CPU per call. Source-mapped stack traces cost
       // cold-start time; only worth it when the map ships.

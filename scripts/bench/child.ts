@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { MALLOC_SETTINGS } from '../../lib/malloc-settings.js';
 import { NOT_BUNDLED } from '../../lib/sync-function';
 import { onCleanup, progress } from './common';
 import type { BareRunFigures, RunnerJob, SyncRunFigures } from './runner';
@@ -88,14 +89,13 @@ export async function runChild(
       // stdout to a file, as a Lambda's goes to its log pipe: written, never read by the child.
       stdio: ['ignore', stdout, stderr],
       env: {
+        // glibc's malloc as the did-sync command starts itself (Node 22.15 and later) and the stack
+        // sets it for the function; values in the bench's own environment win, as they would there.
+        ...MALLOC_SETTINGS,
         ...process.env,
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         POWERTOOLS_SERVICE_NAME: 'did-sync',
         POWERTOOLS_METRICS_DISABLED: 'true',
-        // glibc's malloc as the did-sync command starts itself (Node 22.15 and later) and the stack
-        // sets it for the function.
-        MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1',
-        MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '16384',
         ...env,
         BENCH_RUNNER_JOB: JSON.stringify({ ...job, resultPath }),
       },
