@@ -125,7 +125,9 @@ describe('a run that stops while a long call settles', () => {
     await h.run(env);
     expect(h.api.deliveredCount(long.uniqueid)).toBe(1);
     expect(h.api.stored.get(long.uniqueid)).toMatchObject({ disposition: 'SALE', duration: 600 });
+    // Every call posted by the runs themselves (no reconcile ran), none twice.
     expect(h.api.calls).toHaveLength(21);
+    expect(h.api.duplicates()).toBe(0);
   });
 });
 
